@@ -1,0 +1,107 @@
+"""The `resyn` command line. Heavy modules are imported inside commands, so `--help` stays fast."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from resyn.contract import DIFFICULTIES
+
+app = typer.Typer(
+    help="resyn: synthesize, verify and export reasoning environments for RL.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+console = Console()
+errors = Console(stderr=True)
+
+USAGE_ERROR = 2
+
+
+def fail_usage(message: str) -> typer.Exit:
+    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(USAGE_ERROR)
+
+
+def read_sources(paths: list[Path]) -> list[str]:
+    """Every file's text, or a one-line usage error naming the first that cannot be read."""
+    sources = []
+    for path in paths:
+        try:
+            sources.append(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise fail_usage(f"no such file: {path}") from None
+        except (OSError, UnicodeDecodeError) as error:
+            raise fail_usage(f"cannot read {path}: {error}") from None
+    return sources
+
+
+@app.command()
+def validate(
+    paths: Annotated[list[Path], typer.Argument(help="environment source files")],
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False,
+    seeds: Annotated[int | None, typer.Option(min=2, help="seeds sampled per difficulty")] = None,
+) -> None:
+    """Run every check of the environment contract on each file, in sandboxed kernels."""
+    from resyn.settings import Settings
+    from resyn.tools.validator import validate_sources
+
+    sources = read_sources(paths)
+    settings = Settings()
+    with console.status("validating…") if not as_json else contextlib.nullcontext():
+        reports = asyncio.run(validate_sources(sources, settings, seeds))
+    if as_json:
+        rows = [
+            {
+                "path": str(path),
+                "name": report.name,
+                "valid": report.valid,
+                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks],
+                "seconds": report.seconds,
+            }
+            for path, report in zip(paths, reports, strict=True)
+        ]
+        typer.echo(json.dumps(rows, ensure_ascii=False))
+    else:
+        from resyn.views import validation_table
+
+        console.print(validation_table(paths, reports))
+    raise typer.Exit(0 if all(report.valid for report in reports) else 1)
+
+
+@app.command()
+def sample(
+    path: Annotated[Path, typer.Argument(help="environment source file")],
+    difficulty: Annotated[int, typer.Option(min=DIFFICULTIES[0], max=DIFFICULTIES[-1])] = 1,
+    count: Annotated[int, typer.Option(min=1, max=1000)] = 3,
+    seed: Annotated[int, typer.Option(min=0, help="first seed; the next ones follow")] = 0,
+    as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False,
+) -> None:
+    """Generate instances of an environment (in the sandbox) and print them."""
+    from resyn.settings import Settings
+    from resyn.tools.sampler import SampleError, sample_instances
+
+    [source] = read_sources([path])
+    try:
+        instances = asyncio.run(sample_instances(source, difficulty, range(seed, seed + count), Settings()))
+    except SampleError as error:
+        errors.print(f"[red]error:[/red] {path}: {error}", highlight=False)
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps([instance.model_dump() for instance in instances], ensure_ascii=False))
+        return
+    from resyn.views import instance_panel
+
+    for instance in instances:
+        console.print(instance_panel(instance))
+
+
+def main() -> None:
+    app()

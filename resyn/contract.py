@@ -1,0 +1,82 @@
+"""The environment contract (v1) as types: see CONTRACT.md.
+
+Everything that speaks the contract — kernel harness, validator, library, exporters — takes
+its names and limits from here, so a change to the contract is a change to this one module.
+"""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, Field
+
+CONTRACT_VERSION = 1
+
+NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
+NAME_LENGTH = (3, 64)
+DIFFICULTIES = (1, 2, 3, 4, 5)
+MAX_QUESTION_CHARS = 8_000
+GENERATE_SECONDS = 2.0
+VERIFY_SECONDS = 1.0
+LEAK_MIN_CHARS = 6
+
+CHECK_NAMES = (
+    "loads",
+    "generates",
+    "deterministic",
+    "diverse",
+    "witness_accepted",
+    "rejects_wrong",
+    "robust",
+    "no_leak",
+    "no_side_effects",
+    "within_limits",
+)
+
+ANSWER_INSTRUCTION = (
+    "Think step by step, then give your final answer between <answer> and </answer>, "
+    "exactly in the format the question asks for."
+)
+_ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+
+
+def extract_answer(response: str) -> str | None:
+    """The text between the last <answer>…</answer> pair, or None when there is none."""
+    matches = _ANSWER_TAG.findall(response)
+    return matches[-1] if matches else None
+
+
+class Instance(BaseModel):
+    """One generated problem, as `generate` returns it."""
+
+    question: str
+    witness: str
+    meta: dict = Field(default_factory=dict)
+
+
+class SampledInstance(Instance):
+    seed: int
+    difficulty: int
+
+
+class CheckResult(BaseModel):
+    name: str
+    passed: bool
+    detail: str = ""
+    skipped: bool = False
+
+
+class ValidationReport(BaseModel):
+    """The validator's answer for one environment source."""
+
+    name: str | None
+    valid: bool
+    checks: list[CheckResult]
+    seconds: float
+    traceback: str | None = Field(default=None, description="the first failure's traceback, for repairs")
+
+    def failed(self) -> list[CheckResult]:
+        return [check for check in self.checks if not check.passed]
+
+    def check(self, name: str) -> CheckResult:
+        return next(check for check in self.checks if check.name == name)

@@ -1,0 +1,49 @@
+"""Shared fixtures: one warm kernel pool for the whole session (kernels take ~0.5 s to start)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from resyn.settings import KernelSettings, Settings
+from resyn.tools.kernel_pool import KernelPool
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples" / "environments").glob("*.py"))
+FIXTURES = Path(__file__).parent / "fixtures"
+FAKE_API_KEY = "sk-resyn-test-0123456789abcdef"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def parent_holds_a_secret() -> None:
+    """Every test runs with an API key in the parent's environment: it must never cross."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("OPENAI_API_KEY", FAKE_API_KEY)
+    mp.setenv("RESYN_LLM_API_KEY", FAKE_API_KEY)
+    yield
+    mp.undo()
+
+
+@pytest.fixture(scope="session")
+def fake_api_key() -> str:
+    return FAKE_API_KEY
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings(kernel=KernelSettings(execution_timeout_s=10, interrupt_grace_s=1.5))
+
+
+@pytest.fixture(scope="session")
+async def pool(settings: Settings) -> AsyncIterator[KernelPool]:
+    async with KernelPool(settings.kernel) as warm_pool:
+        yield warm_pool
+
+
+def expected_failures(path: Path) -> set[str]:
+    """The checks a fixture declares it must fail, from its first line `# expect-fail: a, b`."""
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("# expect-fail:"), f"{path.name} must start with '# expect-fail:'"
+    return {name.strip() for name in first_line.split(":", 1)[1].split(",")}

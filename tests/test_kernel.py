@@ -1,0 +1,195 @@
+"""The sandboxed kernel and its pool: what untrusted code can and cannot do."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pytest
+
+from resyn.tools.kernel import KERNEL_DIR_PREFIX, Kernel, sandbox_kernel_pids
+from resyn.tools.kernel_pool import KernelPool
+
+
+async def test_a_kernel_sees_a_scrubbed_environment_and_its_own_directory(pool: KernelPool, fake_api_key) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("import os; _resyn_sandbox.reply([dict(os.environ), os.getcwd()])")
+    environment, cwd = result.value
+    assert fake_api_key not in str(environment)
+    assert "OPENAI_API_KEY" not in environment
+    assert environment["PYTHONHASHSEED"] == str(kernel.hash_seed)
+    assert os.path.basename(cwd).startswith(KERNEL_DIR_PREFIX)
+    assert environment["HOME"] == cwd
+
+
+async def test_a_reply_crosses_as_json(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("_resyn_sandbox.reply({'a': [1, 2.5, None]}); print('hi'); 1 + 1")
+    assert result.status == "ok"
+    assert result.value == {"a": [1, 2.5, None]}
+    assert result.stdout == "hi\n"
+    assert result.display == "2"
+
+
+@pytest.mark.parametrize(
+    ("code", "kind"),
+    [
+        ("open('out.txt', 'w')", "file_write"),
+        ("import os; os.open('/tmp/resyn-x', os.O_WRONLY | os.O_CREAT)", "file_write"),
+        ("import os; os.remove('/etc/hostname')", "file_write"),
+        ("import subprocess; subprocess.run(['true'])", "process"),
+        ("import os; os.system('true')", "process"),
+        ("import os; os.fork()", "process"),
+        ("import socket; socket.socket().connect(('127.0.0.1', 9))", "socket"),
+        ("import socket; socket.socket().bind(('127.0.0.1', 0))", "socket"),
+        ("import os, signal; os.kill(os.getppid(), signal.SIGTERM)", "signal"),
+    ],
+)
+async def test_forbidden_side_effects_are_refused_and_recorded(pool: KernelPool, code: str, kind: str) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute(code)
+    assert result.status == "error"
+    assert result.error.startswith("PermissionError")
+    assert [event["kind"] for event in result.events] == [kind]
+    assert kernel.dirty, "a kernel that saw a refused side effect is not reused"
+
+
+async def test_reading_a_secret_looking_variable_is_recorded(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("import os; os.environ.get('OPENAI_API_KEY')")
+    assert result.status == "ok"
+    assert result.events == [{"kind": "secret_read", "event": "os.environ", "detail": "OPENAI_API_KEY"}]
+
+
+async def test_reading_files_is_allowed(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("len(open('/etc/hostname').read()) >= 0")
+    assert (result.status, result.display, result.events) == ("ok", "True", [])
+
+
+async def test_a_timeout_interrupts_and_the_kernel_keeps_its_state(settings) -> None:
+    kernel = Kernel(settings.kernel)
+    await kernel.start()
+    try:
+        await kernel.execute("x = 41")
+        result = await kernel.execute("while True: pass", timeout=0.5)
+        assert result.status == "timeout"
+        assert (await kernel.execute("x + 1")).display == "42"
+    finally:
+        await kernel.shutdown()
+
+
+async def test_a_kernel_that_ignores_interrupts_is_restarted(settings) -> None:
+    kernel = Kernel(settings.kernel)
+    await kernel.start()
+    try:
+        await kernel.execute("x = 41")
+        stubborn = "import time\nwhile True:\n    try:\n        time.sleep(0.01)\n    except BaseException:\n        pass"
+        result = await kernel.execute(stubborn, timeout=0.5)
+        assert result.status == "timeout"
+        after = await kernel.execute("'x' in globals()")
+        assert (after.status, after.display) == ("ok", "False")
+    finally:
+        await kernel.shutdown()
+
+
+@pytest.mark.parametrize("code", ["import os; os._exit(3)", "import ctypes; ctypes.string_at(0)"])
+async def test_a_dying_kernel_is_detected_and_replaced(settings, code: str) -> None:
+    kernel = Kernel(settings.kernel)
+    await kernel.start()
+    try:
+        first_pid = kernel.pid
+        result = await kernel.execute(code)
+        assert result.status == "crashed"
+        assert kernel.pid != first_pid
+        assert (await kernel.execute("1 + 1")).display == "2"
+    finally:
+        await kernel.shutdown()
+
+
+async def test_output_is_capped_and_says_so(pool: KernelPool, settings) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("for _ in range(1000): print('x' * 999)")
+    assert result.status == "ok"
+    assert result.truncated
+    assert len(result.stdout) == settings.kernel.output_limit_bytes
+
+
+async def test_an_output_flood_is_stopped(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("while True: print('x' * 10_000)")
+    assert result.status == "limit"
+    assert result.truncated
+
+
+async def test_memory_is_limited(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        result = await kernel.execute("block = bytearray(8 * 2**30)")
+    assert result.status == "limit"
+    assert result.error.startswith("MemoryError")
+
+
+async def test_no_state_leaks_from_one_lease_to_the_next(pool: KernelPool, settings) -> None:
+    rounds = settings.kernel.pool_size * 2
+    for _ in range(rounds):
+        async with pool.lease() as kernel:
+            await kernel.execute("import colorsys\nleaked = 42")
+    for _ in range(rounds):
+        async with pool.lease() as kernel:
+            result = await kernel.execute("import sys; ('leaked' in globals(), 'colorsys' in sys.modules)")
+            assert result.display == "(False, False)"
+
+
+async def test_a_kernel_whose_stdlib_was_monkeypatched_is_replaced(pool: KernelPool, settings) -> None:
+    async with pool.lease() as kernel:
+        await kernel.execute("import random; random.random = lambda: 0.5")
+        tampered_pid = kernel.pid
+    for _ in range(settings.kernel.pool_size * 2):
+        async with pool.lease() as kernel:
+            assert kernel.pid != tampered_pid
+            result = await kernel.execute("import random; random.random() != 0.5")
+            assert result.display == "True"
+
+
+POOL_SCRIPT = textwrap.dedent(
+    """
+    import asyncio, sys
+    from resyn.settings import KernelSettings
+    from resyn.tools.kernel_pool import KernelPool
+
+    async def main():
+        async with KernelPool(KernelSettings()) as pool:
+            async with pool.lease() as kernel:
+                print(kernel.pid, flush=True)
+                await asyncio.sleep(60)
+
+    asyncio.run(main())
+    """
+)
+
+
+def _kernel_running(pid: int) -> bool:
+    return pid in sandbox_kernel_pids()
+
+
+def _wait_until_gone(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if not _kernel_running(pid):
+            return True
+        time.sleep(0.1)
+    return False
+
+
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGKILL])
+def test_no_kernel_outlives_its_parent(stop: signal.Signals) -> None:
+    parent = subprocess.Popen([sys.executable, "-c", POOL_SCRIPT], stdout=subprocess.PIPE, text=True)
+    kernel_pid = int(parent.stdout.readline())
+    assert _kernel_running(kernel_pid)
+    parent.send_signal(stop)
+    parent.wait(timeout=30)
+    assert _wait_until_gone(kernel_pid, seconds=10), f"kernel {kernel_pid} outlived its parent ({stop.name})"

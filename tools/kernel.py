@@ -1,0 +1,285 @@
+"""One sandboxed Jupyter kernel, and the typed result of running code in it.
+
+A kernel starts in its own temporary directory with a scrubbed environment (an allow-list, so no
+API key can cross), then gets the sandbox (`kernel_sandbox.py`): resource limits and an audit
+hook. `execute` never raises for anything the code does: hangs, crashes and floods come back as
+an `ExecutionResult` with a status, and the kernel is restarted when it cannot be trusted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import queue
+import random
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from importlib import resources
+from typing import Any, Literal
+
+from jupyter_client import AsyncKernelManager
+
+from resyn.settings import KernelSettings
+
+Status = Literal["ok", "error", "timeout", "crashed", "limit"]
+
+RESULT_MIME = "application/vnd.resyn.result+json"
+EVENTS_MIME = "application/vnd.resyn.events+json"
+TRUNCATED_MIME = "application/vnd.resyn.truncated+json"
+KERNEL_DIR_PREFIX = "resyn-kernel-"  # in every kernel's argv (its connection file), to find strays
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_LIVENESS_POLL_S = 0.25
+_LIMIT_ERRORS = ("MemoryError", "OutputLimitExceeded")
+_SANDBOX_SOURCE = resources.files("resyn.tools").joinpath("kernel_sandbox.py").read_text()
+
+
+class KernelStartError(RuntimeError):
+    """A kernel could not be started or sandboxed."""
+
+
+@dataclass
+class ExecutionResult:
+    """What happened when one piece of code ran."""
+
+    status: Status
+    stdout: str = ""
+    stderr: str = ""
+    value: Any = None
+    display: str | None = None
+    error: str | None = None
+    traceback: str | None = None
+    duration: float = 0.0
+    events: list[dict[str, str]] = field(default_factory=list)
+    truncated: bool = False
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class _Output:
+    """Collects a stream up to a limit and remembers how much it dropped."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.parts: list[str] = []
+        self.kept = 0
+        self.total = 0
+
+    def add(self, text: str) -> None:
+        self.total += len(text)
+        if self.kept < self.limit:
+            piece = text[: self.limit - self.kept]
+            self.parts.append(piece)
+            self.kept += len(piece)
+
+    @property
+    def truncated(self) -> bool:
+        return self.total > self.kept
+
+    def text(self) -> str:
+        return "".join(self.parts)
+
+
+def scrubbed_environment(settings: KernelSettings, home: str, hash_seed: int) -> dict[str, str]:
+    """The only environment a kernel sees: allow-listed names, a temp HOME, a fixed hash seed."""
+    environment = {name: os.environ[name] for name in settings.allowed_env if name in os.environ}
+    environment.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    environment.update(
+        HOME=home,
+        TMPDIR=home,
+        PYTHONHASHSEED=str(hash_seed),
+        PYTHONDONTWRITEBYTECODE="1",
+        PYTHONNOUSERSITE="1",
+    )
+    return environment
+
+
+class Kernel:
+    """A sandboxed kernel. Use through `KernelPool`, or `start()` / `shutdown()` directly."""
+
+    def __init__(self, settings: KernelSettings, hash_seed: int | None = None) -> None:
+        self.settings = settings
+        self.hash_seed = hash_seed if hash_seed is not None else random.SystemRandom().randrange(1, 2**31)
+        self.uses = 0
+        self.dirty = False  # set when the kernel cannot be trusted for another environment
+        self.workdir: str | None = None
+        self._manager: AsyncKernelManager | None = None
+        self._client: Any = None
+
+    @property
+    def pid(self) -> int | None:
+        provisioner = self._manager.provisioner if self._manager else None
+        return getattr(provisioner, "pid", None)
+
+    async def start(self) -> None:
+        self.workdir = tempfile.mkdtemp(prefix=KERNEL_DIR_PREFIX)
+        manager = AsyncKernelManager(
+            transport="ipc", connection_file=os.path.join(self.workdir, ".kernel.json")
+        )
+        self._manager = manager
+        await manager.start_kernel(
+            env=scrubbed_environment(self.settings, self.workdir, self.hash_seed),
+            cwd=self.workdir,
+            extra_arguments=["--HistoryManager.enabled=False"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        self._client = manager.client()
+        self._client.start_channels()
+        try:
+            await self._client.wait_for_ready(timeout=self.settings.startup_timeout_s)
+        except RuntimeError as error:
+            await self.shutdown()
+            raise KernelStartError(f"kernel did not start: {error}") from error
+        await self._install_sandbox()
+
+    async def _install_sandbox(self) -> None:
+        limits = {
+            "memory_mb": self.settings.memory_mb,
+            "cpu_seconds": self.settings.cpu_seconds,
+            "file_size_mb": self.settings.file_size_mb,
+            "max_processes": self.settings.max_processes,
+            "output_limit": self.settings.output_limit_bytes,
+            "output_abort": self.settings.output_abort_bytes,
+        }
+        code = (
+            "import sys, types\n"
+            "_resyn_sandbox = types.ModuleType('_resyn_sandbox')\n"
+            f"exec(compile({_SANDBOX_SOURCE!r}, 'resyn_sandbox', 'exec'), vars(_resyn_sandbox))\n"
+            "sys.modules['_resyn_sandbox'] = _resyn_sandbox\n"
+            f"_resyn_sandbox.reply(_resyn_sandbox.install({json.dumps(limits)}))\n"
+            "del sys, types\n"
+        )
+        result = await self.execute(code, timeout=self.settings.startup_timeout_s)
+        if not result.ok or not (result.value or {}).get("installed"):
+            await self.shutdown()
+            raise KernelStartError(f"sandbox did not install: {result.error or result.stderr}")
+
+    async def shutdown(self) -> None:
+        if self._client is not None:
+            self._client.stop_channels()
+            self._client = None
+        if self._manager is not None:
+            with contextlib.suppress(Exception):
+                await self._manager.shutdown_kernel(now=True)
+            self._manager = None
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    async def restart(self) -> None:
+        """Replace the process: a fresh kernel, directory and sandbox (same hash seed)."""
+        await self.shutdown()
+        self.uses, self.dirty = 0, False
+        await self.start()
+
+    async def is_alive(self) -> bool:
+        return self._manager is not None and await self._manager.is_alive()
+
+    async def call(self, function: str, *args: Any, timeout: float | None = None) -> ExecutionResult:
+        """Run a sandbox harness function with JSON arguments; its reply lands in `.value`."""
+        encoded = ", ".join(f"json.loads({json.dumps(arg)!r})" for arg in args)
+        code = f"import json\n_resyn_sandbox.reply(_resyn_sandbox.{function}({encoded}))"
+        return await self.execute(code, timeout=timeout)
+
+    async def execute(self, code: str, timeout: float | None = None) -> ExecutionResult:
+        """Run code; wait at most `timeout` seconds (then interrupt, and restart if need be)."""
+        timeout = timeout or self.settings.execution_timeout_s
+        started = time.perf_counter()
+        stdout = _Output(self.settings.output_limit_bytes)
+        stderr = _Output(self.settings.output_limit_bytes)
+        result = ExecutionResult(status="ok")
+        message_id = self._client.execute(code, store_history=False, allow_stdin=False)
+        deadline = started + timeout
+        while True:
+            remaining = deadline - time.perf_counter()
+            if remaining <= 0:
+                result.status = "timeout"
+                result.error = f"execution exceeded {timeout:g} s"
+                await self._stop_execution(message_id)
+                break
+            if stdout.total + stderr.total > self.settings.output_abort_bytes:
+                result.status = "limit"
+                result.error = f"output exceeded {self.settings.output_abort_bytes} characters"
+                await self._stop_execution(message_id)
+                break
+            try:
+                message = await self._client.get_iopub_msg(timeout=min(remaining, _LIVENESS_POLL_S))
+            except queue.Empty:
+                if not await self.is_alive():
+                    result.status = "crashed"
+                    result.error = "the kernel died (exit, signal or out of memory)"
+                    await self.restart()
+                    break
+                continue
+            if message["parent_header"].get("msg_id") != message_id:
+                continue
+            if self._absorb(message, result, stdout, stderr):
+                break
+        result.stdout, result.stderr = stdout.text(), stderr.text()
+        result.truncated = result.truncated or stdout.truncated or stderr.truncated
+        result.duration = time.perf_counter() - started
+        self.uses += 1
+        if result.status in ("timeout", "crashed", "limit") or result.events:
+            self.dirty = True
+        return result
+
+    def _absorb(self, message: dict, result: ExecutionResult, stdout: _Output, stderr: _Output) -> bool:
+        """Fold one iopub message into the result; True when the execution is over."""
+        kind, content = message["msg_type"], message["content"]
+        if kind == "stream":
+            (stdout if content["name"] == "stdout" else stderr).add(content["text"])
+        elif kind == "display_data":
+            data = content["data"]
+            if RESULT_MIME in data:
+                result.value = data[RESULT_MIME]
+            if EVENTS_MIME in data:
+                result.events.extend(data[EVENTS_MIME])
+            if TRUNCATED_MIME in data:
+                result.truncated = True
+        elif kind == "execute_result":
+            result.display = content["data"].get("text/plain")
+        elif kind == "error":
+            result.status = "limit" if content["ename"] in _LIMIT_ERRORS else "error"
+            result.error = f"{content['ename']}: {content['evalue']}"[:500]
+            result.traceback = _ANSI.sub("", "\n".join(content["traceback"]))[-5000:]
+        elif kind == "status" and content["execution_state"] == "idle":
+            return True
+        return False
+
+    async def _stop_execution(self, message_id: str) -> None:
+        """Interrupt; if the kernel does not go idle within the grace period, restart it."""
+        with contextlib.suppress(Exception):
+            await self._manager.interrupt_kernel()
+            deadline = time.perf_counter() + self.settings.interrupt_grace_s
+            while time.perf_counter() < deadline:
+                try:
+                    message = await self._client.get_iopub_msg(timeout=0.1)
+                except queue.Empty:
+                    continue
+                if (
+                    message["parent_header"].get("msg_id") == message_id
+                    and message["msg_type"] == "status"
+                    and message["content"]["execution_state"] == "idle"
+                ):
+                    return
+        await self.restart()
+
+
+def sandbox_kernel_pids() -> list[int]:
+    """PIDs of all running resyn sandbox kernels on this machine (Linux /proc only)."""
+    strays = []
+    for entry in os.listdir("/proc") if sys.platform.startswith("linux") else []:
+        if not entry.isdigit():
+            continue
+        with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
+            if KERNEL_DIR_PREFIX.encode() in cmdline.read():
+                strays.append(int(entry))
+    return strays

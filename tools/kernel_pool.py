@@ -1,0 +1,112 @@
+"""A pool of warm sandboxed kernels, leased one environment at a time.
+
+Between leases a kernel is reset (fresh namespace, no leftover modules, reseeded global random)
+rather than restarted: a reset costs milliseconds, a restart most of a second (see
+`evals/bench_validation.py`). A kernel is replaced instead of reset when it cannot be trusted: it
+timed out, crashed, hit a limit, recorded a refused side effect, had stdlib attributes
+monkeypatched, or has served `max_uses` leases.
+
+Kernels start in their own session, so Ctrl-C in a terminal never reaches them; `close()` runs
+on normal exit and on KeyboardInterrupt, and each kernel also exits by itself when its parent
+process dies (ipykernel's parent poller), so no kernel outlives resyn.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from resyn.tools.kernel import Kernel, KernelStartError
+
+from resyn.settings import KernelSettings
+
+
+class KernelPool:
+    """Warm kernels for untrusted code. `async with KernelPool(settings) as pool: ...`"""
+
+    def __init__(self, settings: KernelSettings) -> None:
+        self.settings = settings
+        self._idle: list[Kernel] = []
+        self._all: set[Kernel] = set()
+        self._available = asyncio.Condition()
+        self._replacing: set[asyncio.Task] = set()
+        self._closed = False
+
+    async def __aenter__(self) -> KernelPool:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_exc: object) -> None:
+        await self.close()
+
+    async def start(self) -> None:
+        kernels = [Kernel(self.settings) for _ in range(self.settings.pool_size)]
+        self._all.update(kernels)
+        try:
+            await asyncio.gather(*(kernel.start() for kernel in kernels))
+        except BaseException:
+            await self.close()
+            raise
+        self._idle.extend(kernels)
+
+    async def close(self) -> None:
+        self._closed = True
+        for task in self._replacing:
+            task.cancel()
+        kernels, self._all, self._idle = list(self._all), set(), []
+        await asyncio.gather(*(kernel.shutdown() for kernel in kernels), return_exceptions=True)
+
+    @contextlib.asynccontextmanager
+    async def lease(self, avoid: Kernel | None = None) -> AsyncIterator[Kernel]:
+        """A clean kernel for one environment. `avoid` asks for a different kernel than that one
+        (the determinism check compares two kernels with different hash seeds)."""
+        kernel = await self._take(avoid)
+        trusted = False
+        try:
+            yield kernel
+            trusted = True
+        finally:
+            await self._give_back(kernel, trusted)
+
+    async def _take(self, avoid: Kernel | None) -> Kernel:
+        async with self._available:
+            while True:
+                if self._closed or len(self._all) < 2:
+                    raise RuntimeError("the kernel pool is closed or lost its kernels")
+                for kernel in self._idle:
+                    if kernel is not avoid and (avoid is None or kernel.hash_seed != avoid.hash_seed):
+                        self._idle.remove(kernel)
+                        return kernel
+                await self._available.wait()
+
+    async def _give_back(self, kernel: Kernel, trusted: bool) -> None:
+        reusable = trusted and not kernel.dirty and kernel.uses < self.settings.max_uses
+        if reusable:
+            reset = await kernel.call("reset", timeout=self.settings.interrupt_grace_s * 5)
+            reusable = reset.ok and not (reset.value or {}).get("tampered") and not reset.events
+        if reusable:
+            await self._return_idle(kernel)
+        else:
+            task = asyncio.create_task(self._replace(kernel))
+            self._replacing.add(task)
+            task.add_done_callback(self._replacing.discard)
+
+    async def _replace(self, kernel: Kernel) -> None:
+        try:
+            await kernel.restart()
+        except KernelStartError:
+            async with self._available:
+                self._all.discard(kernel)
+                self._available.notify_all()
+            return
+        await self._return_idle(kernel)
+
+    async def _return_idle(self, kernel: Kernel) -> None:
+        kernel.dirty = False
+        async with self._available:
+            if self._closed:
+                await kernel.shutdown()
+                return
+            self._idle.append(kernel)
+            self._available.notify_all()

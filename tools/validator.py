@@ -1,0 +1,282 @@
+"""The environment validator: runs every check of CONTRACT.md on a source, in pool kernels.
+
+One environment's way through: load it in a clean kernel; generate the sampled seeds at every
+difficulty; verify witnesses, junk, other instances' witnesses and hostile strings; then load it
+again in a second kernel (another PYTHONHASHSEED, another global random state) and generate the
+same seeds in reverse order for the determinism check. Whatever the environment does, the
+validator returns a report: a kernel that hangs or dies is replaced and the checks that could
+not run are reported as skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from resyn.tools import checks
+from resyn.tools.kernel import ExecutionResult, Kernel
+from resyn.tools.kernel_pool import KernelPool
+
+from resyn.contract import (
+    CHECK_NAMES,
+    DIFFICULTIES,
+    GENERATE_SECONDS,
+    VERIFY_SECONDS,
+    CheckResult,
+    ValidationReport,
+)
+from resyn.settings import Settings
+
+_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
+_HARNESS_SLACK_S = 5.0
+
+
+class _Aborted(Exception):
+    """The kernel could not go on (crash, hang, flood); the reason is in within_limits."""
+
+
+@dataclass
+class _Evidence:
+    """Everything the harness reported for one environment, gathered before judging."""
+
+    load: dict[str, Any] | None = None
+    generated: list[dict[str, Any]] = field(default_factory=list)
+    regenerated: list[dict[str, Any]] | None = None
+    witness: list[dict[str, Any]] | None = None
+    junk: list[dict[str, Any]] | None = None
+    crossed: list[dict[str, Any]] | None = None
+    hostile: list[dict[str, Any]] | None = None
+    events: list[dict[str, str]] = field(default_factory=list)
+    limit_problems: list[str] = field(default_factory=list)
+    outputs: list[Any] = field(default_factory=list)
+    aborted: str | None = None
+
+
+def parent_secrets() -> list[str]:
+    """Values of the parent's secret-looking environment variables: they must appear nowhere."""
+    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+
+
+def sampled_seeds(count: int, sample_seed: int) -> list[int]:
+    return sorted(random.Random(sample_seed).sample(range(1_000_000), count))
+
+
+class Validator:
+    """`await Validator(pool, settings).validate(source)` → `ValidationReport`."""
+
+    def __init__(self, pool: KernelPool, settings: Settings, seeds_per_difficulty: int | None = None) -> None:
+        self.pool = pool
+        self.settings = settings
+        count = seeds_per_difficulty or settings.validator.seeds_per_difficulty
+        self.seeds = sampled_seeds(count, settings.validator.sample_seed)
+        self.output_limit = settings.kernel.output_limit_bytes
+
+    async def validate(self, source: str) -> ValidationReport:
+        started = time.perf_counter()
+        evidence = _Evidence()
+        first_kernel: Kernel | None = None
+        try:
+            async with self.pool.lease() as first:
+                await self._load(first, source, evidence)
+                if evidence.load["status"] == "ok" and checks.loads(evidence.load)[0]:
+                    first_kernel = first
+                    await self._generate_and_verify(first, evidence)
+            if evidence.hostile is not None:
+                async with self.pool.lease(avoid=first_kernel) as second:
+                    await self._regenerate(second, source, evidence)
+        except _Aborted as aborted:
+            evidence.aborted = str(aborted)
+        return self._judge(evidence, time.perf_counter() - started)
+
+    async def _harness(self, kernel: Kernel, function: str, *args: Any, calls: int) -> Any:
+        """Call a harness function; a hang, crash or flood of the whole call aborts the run."""
+        limit = GENERATE_SECONDS if function == "generate_batch" else VERIFY_SECONDS
+        budget = calls * limit + _HARNESS_SLACK_S
+        result: ExecutionResult = await kernel.call(function, *args, timeout=budget)
+        if result.status != "ok" or not isinstance(result.value, (dict, list)):
+            kernel.dirty = True
+            raise _Aborted(f"during {function}: {result.status}: {result.error or 'no reply'}")
+        return result.value
+
+    async def _load(self, kernel: Kernel, source: str, evidence: _Evidence) -> None:
+        timeout = self.settings.validator.load_timeout_s
+        result = await kernel.call(
+            "load",
+            source,
+            self.settings.validator.allowed_imports,
+            timeout,
+            self.output_limit,
+            timeout=timeout + _HARNESS_SLACK_S,
+        )
+        if result.status != "ok" or not isinstance(result.value, dict):
+            kernel.dirty = True
+            evidence.load = {"status": result.status, "error": result.error or "no reply from the kernel"}
+            raise _Aborted(f"while loading: {result.status}: {result.error}")
+        evidence.load = result.value
+        evidence.events.extend(result.value.get("events", []))
+        evidence.events.extend(
+            {"kind": "secret_visible", "event": "os.environ", "detail": name}
+            for name in result.value.get("environment_names", [])
+            if _SECRET_NAME.search(name)
+        )
+        evidence.outputs.append(result.value.get("output", ""))
+        if result.value["status"] in checks.LIMIT_STATUSES:
+            kernel.dirty = True
+            evidence.limit_problems.append(f"loading {result.value['error']}")
+
+    async def _generate_all(self, kernel: Kernel, seeds: list[int]) -> list[dict[str, Any]]:
+        pairs = [[seed, difficulty] for difficulty in DIFFICULTIES for seed in seeds]
+        return await self._harness(
+            kernel, "generate_batch", pairs, GENERATE_SECONDS, self.output_limit, calls=len(pairs)
+        )
+
+    def _absorb(
+        self, kernel: Kernel, calls: list[dict[str, Any]], function: str, evidence: _Evidence
+    ) -> None:
+        for call in calls:
+            evidence.events.extend(call.get("events", []))
+            evidence.outputs.append(call.get("output", ""))
+            problem = checks.limit_problem(call, function, self.output_limit)
+            if problem:
+                kernel.dirty = True
+                evidence.limit_problems.append(problem)
+
+    async def _generate_and_verify(self, kernel: Kernel, evidence: _Evidence) -> None:
+        evidence.generated = await self._generate_all(kernel, self.seeds)
+        self._absorb(kernel, evidence.generated, "generate", evidence)
+        evidence.outputs.extend(call.get("instance") for call in evidence.generated)
+        instances = checks.well_formed(evidence.generated)
+        by_key = {f"{call['seed']}:{call['difficulty']}": call for call in instances}
+        keys = list(by_key)
+        answers = [*checks.JUNK_ANSWERS, "", *checks.HOSTILE_ANSWERS]
+        hostile_start = len(checks.JUNK_ANSWERS) + 1
+        robust_count = self.settings.validator.robust_instances
+        jobs = {
+            "witness": [[key, key] for key in keys],
+            "junk": [[key, index] for key in keys for index in range(hostile_start)],
+            "crossed": self._crossed_pairs(instances),
+            "hostile": [
+                [key, index]
+                for key in keys[:: max(1, len(keys) // robust_count)][:robust_count]
+                for index in range(hostile_start, len(answers))
+            ],
+        }
+        all_jobs = [job for kind_jobs in jobs.values() for job in kind_jobs]
+        calls = await self._harness(
+            kernel, "verify_batch", all_jobs, answers, VERIFY_SECONDS, self.output_limit, calls=len(all_jobs)
+        )
+        for call in calls:
+            generated = by_key[call["key"]]
+            call.update(seed=generated["seed"], difficulty=generated["difficulty"])
+            answer = call["answer"]
+            call["shown"] = (
+                checks.shown(checks.expand(answers[answer]))
+                if isinstance(answer, int)
+                else ("another instance's witness")
+            )
+        self._absorb(kernel, calls, "verify", evidence)
+        start = 0
+        for kind, kind_jobs in jobs.items():
+            setattr(evidence, kind, calls[start : start + len(kind_jobs)])
+            start += len(kind_jobs)
+
+    @staticmethod
+    def _crossed_pairs(instances: list[dict[str, Any]]) -> list[list[str]]:
+        """Each instance with the next one's witness at the same difficulty, where they differ."""
+        pairs = []
+        for difficulty in DIFFICULTIES:
+            level = [call for call in instances if call["difficulty"] == difficulty]
+            for index, call in enumerate(level):
+                other = level[(index + 1) % len(level)]
+                if other is not call and other["instance"]["witness"] != call["instance"]["witness"]:
+                    pairs.append([f"{call['seed']}:{difficulty}", f"{other['seed']}:{difficulty}"])
+        return pairs
+
+    async def _regenerate(self, kernel: Kernel, source: str, evidence: _Evidence) -> None:
+        again = _Evidence()
+        await self._load(kernel, source, again)
+        evidence.events.extend(again.events)
+        evidence.limit_problems.extend(again.limit_problems)
+        if again.load["status"] != "ok":
+            evidence.regenerated = []
+            evidence.limit_problems.append(f"the second kernel could not load it: {again.load.get('error')}")
+            return
+        evidence.regenerated = await self._generate_all(kernel, list(reversed(self.seeds)))
+        self._absorb(kernel, evidence.regenerated, "generate", evidence)
+
+    def _judge(self, evidence: _Evidence, seconds: float) -> ValidationReport:
+        results: dict[str, tuple[bool, str]] = {}
+        load = evidence.load or {"status": "error", "error": "no reply"}
+        results["loads"] = checks.loads(load)
+        if results["loads"][0]:
+            instances = checks.well_formed(evidence.generated)
+            if evidence.generated:
+                results["generates"] = checks.generates(evidence.generated)
+                results["diverse"] = checks.diverse(instances)
+                results["no_leak"] = checks.no_leak(instances)
+            if evidence.regenerated is not None:
+                results["deterministic"] = checks.deterministic(evidence.generated, evidence.regenerated)
+            if evidence.witness is not None:
+                results["witness_accepted"] = checks.witness_accepted(evidence.witness)
+            if evidence.crossed is not None:
+                results["rejects_wrong"] = checks.rejects_wrong(evidence.junk or [], evidence.crossed)
+            if evidence.hostile is not None:
+                verify_calls = evidence.witness + evidence.junk + evidence.crossed + evidence.hostile
+                results["robust"] = checks.robust(verify_calls)
+        limit_problems = list(evidence.limit_problems)
+        if evidence.aborted:
+            limit_problems.insert(0, f"the kernel was stopped {evidence.aborted}")
+        results["within_limits"] = checks.within_limits(limit_problems)
+        results["no_side_effects"] = checks.no_side_effects(evidence.events, self._leaks_secret(evidence))
+        not_run = "not run: " + (
+            "the file did not load" if not results["loads"][0] else "the kernel was stopped"
+        )
+        report_checks = [
+            CheckResult(name=name, passed=results[name][0], detail=results[name][1])
+            if name in results
+            else CheckResult(name=name, passed=False, detail=not_run, skipped=True)
+            for name in CHECK_NAMES
+        ]
+        return ValidationReport(
+            name=load.get("name"),
+            valid=all(check.passed for check in report_checks),
+            checks=report_checks,
+            seconds=round(seconds, 3),
+            traceback=_first_traceback(evidence),
+        )
+
+    @staticmethod
+    def _leaks_secret(evidence: _Evidence) -> bool:
+        secrets = parent_secrets()
+        if not secrets:
+            return False
+        text = json.dumps(evidence.outputs, ensure_ascii=False, default=str)
+        return any(secret in text for secret in secrets)
+
+
+def _first_traceback(evidence: _Evidence) -> str | None:
+    calls = [evidence.load or {}, *evidence.generated]
+    for group in (evidence.witness, evidence.junk, evidence.crossed, evidence.hostile):
+        calls += group or []
+    return next((call["traceback"] for call in calls if call.get("traceback")), None)
+
+
+async def validate_sources(
+    sources: list[str], settings: Settings, seeds: int | None = None
+) -> list[ValidationReport]:
+    """Validate several sources on one warm pool, as many at a time as the pool has kernels."""
+    async with KernelPool(settings.kernel) as pool:
+        validator = Validator(pool, settings, seeds)
+        gate = asyncio.Semaphore(settings.kernel.pool_size)
+
+        async def one(source: str) -> ValidationReport:
+            async with gate:
+                return await validator.validate(source)
+
+        return await asyncio.gather(*(one(source) for source in sources))
