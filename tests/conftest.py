@@ -3,16 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import pytest
 
 from resyn.settings import KernelSettings, Settings
 from resyn.tools.kernel_pool import KernelPool
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "examples" / "environments").glob("*.py"))
-FIXTURES = Path(__file__).parent / "fixtures"
 FAKE_API_KEY = "sk-resyn-test-0123456789abcdef"
 
 
@@ -40,10 +36,3 @@ def settings() -> Settings:
 async def pool(settings: Settings) -> AsyncIterator[KernelPool]:
     async with KernelPool(settings.kernel) as warm_pool:
         yield warm_pool
-
-
-def expected_failures(path: Path) -> set[str]:
-    """The checks a fixture declares it must fail, from its first line `# expect-fail: a, b`."""
-    first_line = path.read_text().splitlines()[0]
-    assert first_line.startswith("# expect-fail:"), f"{path.name} must start with '# expect-fail:'"
-    return {name.strip() for name in first_line.split(":", 1)[1].split(",")}

@@ -15,7 +15,9 @@ from resyn.tools.kernel import KERNEL_DIR_PREFIX, Kernel, sandbox_kernel_pids
 from resyn.tools.kernel_pool import KernelPool
 
 
-async def test_a_kernel_sees_a_scrubbed_environment_and_its_own_directory(pool: KernelPool, fake_api_key) -> None:
+async def test_a_kernel_sees_a_scrubbed_environment_and_its_own_directory(
+    pool: KernelPool, fake_api_key: str
+) -> None:
     async with pool.lease() as kernel:
         result = await kernel.execute("import os; _resyn_sandbox.reply([dict(os.environ), os.getcwd()])")
     environment, cwd = result.value
@@ -49,7 +51,9 @@ async def test_a_reply_crosses_as_json(pool: KernelPool) -> None:
         ("import os, signal; os.kill(os.getppid(), signal.SIGTERM)", "signal"),
     ],
 )
-async def test_forbidden_side_effects_are_refused_and_recorded(pool: KernelPool, code: str, kind: str) -> None:
+async def test_forbidden_side_effects_are_refused_and_recorded(
+    pool: KernelPool, code: str, kind: str
+) -> None:
     async with pool.lease() as kernel:
         result = await kernel.execute(code)
     assert result.status == "error"
@@ -88,7 +92,7 @@ async def test_a_kernel_that_ignores_interrupts_is_restarted(settings) -> None:
     await kernel.start()
     try:
         await kernel.execute("x = 41")
-        stubborn = "import time\nwhile True:\n    try:\n        time.sleep(0.01)\n    except BaseException:\n        pass"
+        stubborn = "import time\nwhile True:\n  try:\n    time.sleep(0.01)\n  except BaseException:\n    pass"
         result = await kernel.execute(stubborn, timeout=0.5)
         assert result.status == "timeout"
         after = await kernel.execute("'x' in globals()")

@@ -15,12 +15,14 @@ import queue
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any, Literal
 
 from jupyter_client import AsyncKernelManager
@@ -36,6 +38,7 @@ KERNEL_DIR_PREFIX = "resyn-kernel-"  # in every kernel's argv (its connection fi
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LIVENESS_POLL_S = 0.25
 _LIMIT_ERRORS = ("MemoryError", "OutputLimitExceeded")
+SWALLOWED_TIMEOUT_EXIT = 71  # kernel_sandbox.SWALLOWED_TIMEOUT_EXIT
 _SANDBOX_SOURCE = resources.files("resyn.tools").joinpath("kernel_sandbox.py").read_text()
 
 
@@ -119,7 +122,7 @@ class Kernel:
         return getattr(provisioner, "pid", None)
 
     async def start(self) -> None:
-        self.workdir = tempfile.mkdtemp(prefix=KERNEL_DIR_PREFIX)
+        self.workdir = tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-")
         manager = AsyncKernelManager(
             transport="ipc", connection_file=os.path.join(self.workdir, ".kernel.json")
         )
@@ -215,7 +218,7 @@ class Kernel:
             except queue.Empty:
                 if not await self.is_alive():
                     result.status = "crashed"
-                    result.error = "the kernel died (exit, signal or out of memory)"
+                    result.error = await self._cause_of_death()
                     await self.restart()
                     break
                 continue
@@ -254,6 +257,14 @@ class Kernel:
             return True
         return False
 
+    async def _cause_of_death(self) -> str:
+        exit_status = await self._manager.provisioner.poll()
+        if exit_status == SWALLOWED_TIMEOUT_EXIT:
+            return "the code caught its time limit and kept running; the kernel was ended"
+        if exit_status is not None and exit_status < 0:
+            return f"the kernel was killed by {signal.Signals(-exit_status).name}"
+        return f"the kernel exited (status {exit_status})"
+
     async def _stop_execution(self, message_id: str) -> None:
         """Interrupt; if the kernel does not go idle within the grace period, restart it."""
         with contextlib.suppress(Exception):
@@ -283,3 +294,13 @@ def sandbox_kernel_pids() -> list[int]:
             if KERNEL_DIR_PREFIX.encode() in cmdline.read():
                 strays.append(int(entry))
     return strays
+
+
+def remove_stale_workdirs() -> None:
+    """Delete kernel directories left by resyn processes that were killed (`kill -9`)."""
+    if not sys.platform.startswith("linux"):  # liveness is read from /proc
+        return
+    for workdir in Path(tempfile.gettempdir()).glob(f"{KERNEL_DIR_PREFIX}*-*"):
+        owner = workdir.name.removeprefix(KERNEL_DIR_PREFIX).split("-")[0]
+        if owner.isdigit() and not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(workdir, ignore_errors=True)

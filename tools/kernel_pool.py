@@ -17,9 +17,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from resyn.tools.kernel import Kernel, KernelStartError
-
 from resyn.settings import KernelSettings
+from resyn.tools.kernel import Kernel, KernelStartError, remove_stale_workdirs
 
 
 class KernelPool:
@@ -41,6 +40,7 @@ class KernelPool:
         await self.close()
 
     async def start(self) -> None:
+        remove_stale_workdirs()
         kernels = [Kernel(self.settings) for _ in range(self.settings.pool_size)]
         self._all.update(kernels)
         try:

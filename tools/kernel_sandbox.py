@@ -91,6 +91,8 @@ _FINGERPRINTED_MODULES = (
     "time",
 )
 _MAX_EVENTS = 200
+SWALLOWED_TIMEOUT_EXIT = 71  # the kernel's exit status when code caught its own time limit
+_SWALLOW_GRACE_S = 1.0
 _TIMEOUTS_BEFORE_GIVING_UP = 2  # per batch: a hanging function costs its limit twice, not per seed
 
 
@@ -312,14 +314,25 @@ class _CappedText(io.TextIOBase):
         return "".join(self.parts)
 
 
-def _raise_timeout(_signum: int, _frame: Any) -> None:
-    raise CallTimeout
+def _timeout_handler() -> Callable[[int, Any], None]:
+    """First alarm: raise CallTimeout in the call. An alarm after that means the code swallowed
+    it (`except BaseException`), and the only way out is to end the kernel; the host sees the
+    exit status and restarts it."""
+    fired = []
+
+    def on_alarm(_signum: int, _frame: Any) -> None:
+        if fired:
+            os._exit(SWALLOWED_TIMEOUT_EXIT)
+        fired.append(True)
+        raise CallTimeout
+
+    return on_alarm
 
 
 @contextlib.contextmanager
 def _time_limit(seconds: float) -> Iterator[None]:
-    previous = signal.signal(signal.SIGALRM, _raise_timeout)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGALRM, _timeout_handler())
+    signal.setitimer(signal.ITIMER_REAL, seconds, _SWALLOW_GRACE_S)
     try:
         yield
     finally:

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from resyn.contract import GENERATE_SECONDS, SampledInstance
+from resyn.settings import Settings
 from resyn.tools import checks
 from resyn.tools.kernel import Kernel
 from resyn.tools.kernel_pool import KernelPool
-
-from resyn.contract import GENERATE_SECONDS, SampledInstance
-from resyn.settings import Settings
 
 
 class SampleError(Exception):

@@ -19,10 +19,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from resyn.tools import checks
-from resyn.tools.kernel import ExecutionResult, Kernel
-from resyn.tools.kernel_pool import KernelPool
-
 from resyn.contract import (
     CHECK_NAMES,
     DIFFICULTIES,
@@ -32,6 +28,9 @@ from resyn.contract import (
     ValidationReport,
 )
 from resyn.settings import Settings
+from resyn.tools import checks
+from resyn.tools.kernel import ExecutionResult, Kernel
+from resyn.tools.kernel_pool import KernelPool
 
 _SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
 _HARNESS_SLACK_S = 5.0

@@ -1,0 +1,3 @@
+from resyn.cli import main
+
+main()

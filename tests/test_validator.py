@@ -1,0 +1,102 @@
+"""The validator against real environments: the examples pass, each defect fails its own check,
+and hostile code is contained, classified, and leaves the validator working."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from resyn.contract import CHECK_NAMES, ValidationReport
+from resyn.settings import Settings
+from resyn.tools.kernel_pool import KernelPool
+from resyn.tools.validator import Validator
+
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples" / "environments").glob("*.py"))
+FIXTURES = Path(__file__).parent / "fixtures"
+DEFECTIVE = sorted((FIXTURES / "defective").glob("*.py"))
+HOSTILE = sorted((FIXTURES / "hostile").glob("*.py"))
+
+
+def expected_failures(path: Path) -> set[str]:
+    """The checks a fixture declares it must fail, from its first line `# expect-fail: a, b`."""
+    first_line = path.read_text().splitlines()[0]
+    assert first_line.startswith("# expect-fail:"), f"{path.name} must start with '# expect-fail:'"
+    return {name.strip() for name in first_line.split(":", 1)[1].split(",")}
+
+
+def failed_checks(report: ValidationReport) -> set[str]:
+    return {check.name for check in report.checks if not check.passed and not check.skipped}
+
+
+def explain(report: ValidationReport) -> str:
+    return "; ".join(f"{check.name}: {check.detail}" for check in report.failed())
+
+
+async def validate(pool: KernelPool, settings: Settings, path: Path) -> ValidationReport:
+    return await Validator(pool, settings).validate(path.read_text())
+
+
+def test_there_are_ten_examples_from_different_families() -> None:
+    assert len(EXAMPLES) >= 10
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+async def test_every_example_environment_is_valid(pool: KernelPool, settings: Settings, path: Path) -> None:
+    report = await validate(pool, settings, path)
+    assert report.valid, explain(report)
+    assert [check.name for check in report.checks] == list(CHECK_NAMES)
+
+
+def test_every_check_has_a_defective_fixture() -> None:
+    assert {path.stem for path in DEFECTIVE} == set(CHECK_NAMES)
+
+
+@pytest.mark.parametrize("path", DEFECTIVE, ids=lambda path: path.stem)
+async def test_a_defective_environment_fails_exactly_its_check(
+    pool: KernelPool, settings: Settings, path: Path
+) -> None:
+    report = await validate(pool, settings, path)
+    assert not report.valid
+    assert failed_checks(report) == expected_failures(path), explain(report)
+    for check in report.failed():
+        assert check.detail, f"{check.name} failed without saying why"
+
+
+async def test_a_failed_check_names_the_seed_and_difficulty(pool: KernelPool, settings: Settings) -> None:
+    report = await validate(pool, settings, FIXTURES / "defective" / "witness_accepted.py")
+    detail = report.check("witness_accepted").detail
+    assert "seed=" in detail and "difficulty=" in detail
+
+
+async def test_a_file_that_does_not_load_skips_the_other_checks(pool: KernelPool, settings: Settings) -> None:
+    report = await validate(pool, settings, FIXTURES / "defective" / "loads.py")
+    skipped = {check.name for check in report.checks if check.skipped}
+    assert skipped == set(CHECK_NAMES) - {"loads", "no_side_effects", "within_limits"}
+
+
+@pytest.mark.parametrize("path", HOSTILE, ids=lambda path: path.stem)
+async def test_a_hostile_environment_is_contained_and_classified(
+    pool: KernelPool, settings: Settings, path: Path, fake_api_key: str
+) -> None:
+    report = await validate(pool, settings, path)
+    assert not report.valid
+    assert expected_failures(path) <= failed_checks(report), explain(report)
+    assert fake_api_key not in report.model_dump_json()
+    after = await validate(pool, settings, FIXTURES / "valid_minimal.py")
+    assert after.valid, "the validator must keep working after a hostile environment: " + explain(after)
+
+
+async def test_no_api_key_reaches_a_report_or_an_instance(
+    pool: KernelPool, settings: Settings, fake_api_key: str
+) -> None:
+    from resyn.tools.sampler import sample_in_kernel
+
+    source = (FIXTURES / "hostile" / "read_api_key.py").read_text()
+    report = await Validator(pool, settings).validate(source)
+    assert "OPENAI_API_KEY" in report.check("no_side_effects").detail
+    async with pool.lease() as kernel:
+        instances = await sample_in_kernel(kernel, source, 1, range(3), settings)
+    assert fake_api_key not in report.model_dump_json()
+    assert all(fake_api_key not in instance.model_dump_json() for instance in instances)
