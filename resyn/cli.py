@@ -25,8 +25,13 @@ errors = Console(stderr=True)
 USAGE_ERROR = 2
 
 
+def print_error(message: str) -> None:
+    """One line on stderr, never wrapped: scripts and tests read it as one line."""
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+
+
 def fail_usage(message: str) -> typer.Exit:
-    errors.print(f"[red]error:[/red] {message}", highlight=False)
+    print_error(message)
     return typer.Exit(USAGE_ERROR)
 
 
@@ -92,7 +97,7 @@ def sample(
     try:
         instances = asyncio.run(sample_instances(source, difficulty, range(seed, seed + count), Settings()))
     except SampleError as error:
-        errors.print(f"[red]error:[/red] {path}: {error}", highlight=False)
+        print_error(f"{path}: {error}")
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps([instance.model_dump() for instance in instances], ensure_ascii=False))

@@ -93,7 +93,9 @@ _FINGERPRINTED_MODULES = (
 _MAX_EVENTS = 200
 SWALLOWED_TIMEOUT_EXIT = 71  # the kernel's exit status when code caught its own time limit
 _SWALLOW_GRACE_S = 1.0
-_TIMEOUTS_BEFORE_GIVING_UP = 2  # per batch: a hanging function costs its limit twice, not per seed
+_LIMIT_HITS_BEFORE_GIVING_UP = (
+    2  # per batch: a hanging or hoarding function costs its limit twice, not per seed
+)
 
 
 class CallTimeout(BaseException):
@@ -428,8 +430,8 @@ def load(source: str, allowed_imports: list[str], seconds: float, output_limit: 
     return outcome
 
 
-def _timeouts(results: list[dict[str, Any]]) -> int:
-    return sum(result["status"] == "timeout" for result in results)
+def _limit_hits(results: list[dict[str, Any]]) -> int:
+    return sum(result["status"] in ("timeout", "memory") for result in results)
 
 
 def instance_key(seed: int, difficulty: int) -> str:
@@ -441,7 +443,7 @@ def generate_batch(pairs: list[list[int]], seconds: float, output_limit: int) ->
     environment = _sandbox.environment
     results = []
     for seed, difficulty in pairs:
-        if _timeouts(results) >= _TIMEOUTS_BEFORE_GIVING_UP:
+        if _limit_hits(results) >= _LIMIT_HITS_BEFORE_GIVING_UP:
             results.append({"status": "skipped", "seed": seed, "difficulty": difficulty, "events": []})
             continue
         outcome = _call(environment.generate, (seed, difficulty), seconds, output_limit)
@@ -475,7 +477,7 @@ def verify_batch(jobs: list[list[Any]], answers: list[Any], seconds: float, outp
     answers = [answer if isinstance(answer, str) else answer[0] * answer[1] for answer in answers]
     results = []
     for key, answer_ref in jobs:
-        if _timeouts(results) >= _TIMEOUTS_BEFORE_GIVING_UP:
+        if _limit_hits(results) >= _LIMIT_HITS_BEFORE_GIVING_UP:
             results.append({"status": "skipped", "key": key, "answer": answer_ref, "events": []})
             continue
         instance = _sandbox.instances[key]
