@@ -9,8 +9,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from resyn.commands.library import library_app
+from resyn.commands.synthesize import synthesize
+from resyn.console import console, fail_usage, print_error
 from resyn.contract import DIFFICULTIES
 
 app = typer.Typer(
@@ -19,20 +21,8 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-console = Console()
-errors = Console(stderr=True)
-
-USAGE_ERROR = 2
-
-
-def print_error(message: str) -> None:
-    """One line on stderr, never wrapped: scripts and tests read it as one line."""
-    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-
-
-def fail_usage(message: str) -> typer.Exit:
-    print_error(message)
-    return typer.Exit(USAGE_ERROR)
+app.command()(synthesize)
+app.add_typer(library_app, name="library")
 
 
 def read_sources(paths: list[Path]) -> list[str]:

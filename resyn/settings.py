@@ -1,9 +1,12 @@
 """Settings: defaults here, overridden by `resyn.toml` in the working directory, then by
-environment variables (`RESYN_KERNEL__MEMORY_MB=1024`, `RESYN_VALIDATOR__SEEDS_PER_DIFFICULTY=4`)."""
+environment variables: `RESYN_<SECTION>_<FIELD>`, e.g. `RESYN_KERNEL_MEMORY_MB=1024`,
+`RESYN_LLM_BASE_URL=http://localhost:8000/v1`, `RESYN_AUTHOR_MODEL=qwen2.5-coder-32b`."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, Field
+from pathlib import Path
+
+from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -42,13 +45,84 @@ class ValidatorSettings(BaseModel):
     )
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(
-        env_prefix="RESYN_", env_nested_delimiter="__", toml_file="resyn.toml", extra="ignore"
+class RoleSettings(BaseModel):
+    """One model role's endpoint; an unset field falls back to the `llm` defaults."""
+
+    base_url: str | None = Field(
+        None, description="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1"
+    )
+    model: str | None = None
+    api_key: SecretStr | None = None
+    temperature: float | None = None
+    max_tokens: int | None = None
+
+
+class LLMSettings(RoleSettings):
+    """Defaults for every role (RESYN_LLM_*). No base URL at all means the embedded model."""
+
+    temperature: float | None = 0.7
+    max_tokens: int | None = 4096
+    timeout_s: float = Field(180.0, description="one request's time limit")
+    retries: int = Field(3, ge=0, description="retries of a transient fault (timeout, 429, 5xx, refused)")
+    retry_initial_s: float = Field(1.0, description="first backoff; doubles per retry")
+    max_concurrency: int = Field(8, ge=1, description="requests in flight per endpoint")
+
+
+class ResolvedModel(BaseModel):
+    """What one role talks to, after the per-role overrides fell back to the defaults."""
+
+    role: str
+    base_url: str | None
+    model: str | None
+    api_key: SecretStr | None
+    temperature: float | None
+    max_tokens: int | None
+
+
+class EmbeddedSettings(BaseModel):
+    """The bundled small model, served on loopback by llama-cpp-python when no endpoint is set."""
+
+    threads: int = 2
+    context_tokens: int = 8192
+    max_tokens: int = 1024
+    startup_timeout_s: float = 60.0
+
+
+class SynthesisSettings(BaseModel):
+    max_repairs: int = Field(3, ge=0, description="repairs after the first draft before giving up")
+    exemplars: int = Field(2, ge=0, description="example environments shown to the author")
+    probe_instances: int = Field(4, ge=1, description="solver probes per difficulty")
+    probe_seed: int = Field(7_000_000, description="first seed of the probe instances")
+    min_pass_rate: float = Field(0.0, description="overall pass rate must be above this (else unsolvable)")
+    max_pass_rate: float = Field(1.0, description="overall pass rate must be below this (else too easy)")
+    max_difficulty_rise: float = Field(
+        0.25, description="how much the hard levels (4-5) may beat the easy ones (1-2) before it is noise"
     )
 
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RESYN_",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        toml_file="resyn.toml",
+        extra="ignore",
+    )
+
+    data_dir: Path = Field(Path("resyn-data"), description="the workspace: library, checkpoints, files")
     kernel: KernelSettings = KernelSettings()
     validator: ValidatorSettings = ValidatorSettings()
+    llm: LLMSettings = LLMSettings()
+    author: RoleSettings = RoleSettings()
+    solver: RoleSettings = RoleSettings()
+    embedded: EmbeddedSettings = EmbeddedSettings()
+    synthesis: SynthesisSettings = SynthesisSettings()
+
+    def model_for(self, role: str) -> ResolvedModel:
+        override: RoleSettings = getattr(self, role)
+        fields = ("base_url", "model", "api_key", "temperature", "max_tokens")
+        chosen = {name: _first_set(getattr(override, name), getattr(self.llm, name)) for name in fields}
+        return ResolvedModel(role=role, **chosen)
 
     @classmethod
     def settings_customise_sources(
@@ -60,3 +134,7 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+
+def _first_set(*values: object) -> object:
+    return next((value for value in values if value is not None), None)

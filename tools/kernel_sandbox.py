@@ -493,3 +493,19 @@ def verify_batch(jobs: list[list[Any]], answers: list[Any], seconds: float, outp
         outcome.update(key=key, answer=answer_ref)
         results.append(outcome)
     return results
+
+
+def score_batch(items: list[list[Any]], seconds: float, output_limit: int) -> list[dict]:
+    """Score given answers on given instances (the solver probe, rewards): [instance, answer]."""
+    environment = _sandbox.environment
+    results = []
+    for instance, answer in items:
+        if _limit_hits(results) >= _LIMIT_HITS_BEFORE_GIVING_UP:
+            results.append({"status": "skipped", "events": []})
+            continue
+        outcome = _call(environment.verify, (instance, answer), seconds, output_limit)
+        value = outcome.pop("value", None)
+        if outcome["status"] == "ok":
+            outcome.update(_describe_score(value))
+        results.append(outcome)
+    return results

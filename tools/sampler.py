@@ -15,9 +15,8 @@ class SampleError(Exception):
     """The environment could not produce the instances asked for; the message says why."""
 
 
-async def sample_in_kernel(
-    kernel: Kernel, source: str, difficulty: int, seeds: Iterable[int], settings: Settings
-) -> list[SampledInstance]:
+async def load_in_kernel(kernel: Kernel, source: str, settings: Settings) -> None:
+    """Load an environment into a leased kernel, or say in one line why it does not load."""
     output_limit = settings.kernel.output_limit_bytes
     load_seconds = settings.validator.load_timeout_s
     loaded = await kernel.call(
@@ -34,6 +33,13 @@ async def sample_in_kernel(
     passed, detail = checks.loads(loaded.value)
     if not passed:
         raise SampleError(detail)
+
+
+async def sample_in_kernel(
+    kernel: Kernel, source: str, difficulty: int, seeds: Iterable[int], settings: Settings
+) -> list[SampledInstance]:
+    await load_in_kernel(kernel, source, settings)
+    output_limit = settings.kernel.output_limit_bytes
     pairs = [[seed, difficulty] for seed in seeds]
     generated = await kernel.call(
         "generate_batch", pairs, GENERATE_SECONDS, output_limit, timeout=len(pairs) * GENERATE_SECONDS + 5

@@ -1,0 +1,79 @@
+"""The author: drafts an environment for a topic and repairs it from a validation report."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
+
+from resyn.agents.code_blocks import NoCodeFound, extract_python
+from resyn.agents.exemplars import Exemplar
+from resyn.agents.llm import ChatEndpoint, Reply, ask
+from resyn.agents.prompts import prompt
+from resyn.contract import ValidationReport
+
+_TRACEBACK_CHARS = 3000
+
+
+@dataclass
+class Authored:
+    """One author reply: the source found in it, or why none was (a malformed reply)."""
+
+    source: str | None
+    problem: str | None
+    reply: Reply
+    messages: list[BaseMessage]
+
+
+def draft_messages(topic: str, exemplars: list[Exemplar]) -> list[BaseMessage]:
+    shown = "\n\n".join(
+        f"Example {number}: {item.name} (topic: {item.topic})\n```python\n{item.source.strip()}\n```"
+        for number, item in enumerate(exemplars, 1)
+    )
+    text = prompt("author_draft").format(topic=topic, count=len(exemplars), exemplars=shown)
+    return [SystemMessage(prompt("author_system")), HumanMessage(text)]
+
+
+def repair_messages(topic: str, source: str, report: ValidationReport) -> list[BaseMessage]:
+    failures = "\n".join(
+        f"- {check.name}: {check.detail}" for check in report.checks if not check.passed and not check.skipped
+    )
+    skipped = [check.name for check in report.checks if check.skipped]
+    if skipped:
+        failures += f"\n- not run because of the failures above: {', '.join(skipped)}"
+    traceback = ""
+    if report.traceback:
+        traceback = f"\nThe first error's traceback:\n```\n{report.traceback[-_TRACEBACK_CHARS:]}\n```\n"
+    text = prompt("author_repair").format(
+        topic=topic, source=source.strip(), failures=failures or "- (none listed)", traceback=traceback
+    )
+    return [SystemMessage(prompt("author_system")), HumanMessage(text)]
+
+
+def malformed_repair_messages(topic: str, problem: str) -> list[BaseMessage]:
+    """A repair request after a reply that held no usable code."""
+    text = (
+        f'Your last reply for the topic "{topic}" could not be used: {problem}. '
+        "Reply with the complete environment file in one ```python code block."
+    )
+    return [SystemMessage(prompt("author_system")), HumanMessage(text)]
+
+
+async def _author(endpoint: ChatEndpoint, messages: list[BaseMessage]) -> Authored:
+    reply = await ask(endpoint, messages)
+    try:
+        return Authored(extract_python(reply.text), None, reply, messages)
+    except NoCodeFound as problem:
+        return Authored(None, str(problem), reply, messages)
+
+
+async def draft(endpoint: ChatEndpoint, topic: str, exemplars: list[Exemplar]) -> Authored:
+    return await _author(endpoint, draft_messages(topic, exemplars))
+
+
+async def repair(endpoint: ChatEndpoint, topic: str, source: str, report: ValidationReport) -> Authored:
+    return await _author(endpoint, repair_messages(topic, source, report))
+
+
+async def retry_malformed(endpoint: ChatEndpoint, topic: str, problem: str) -> Authored:
+    return await _author(endpoint, malformed_repair_messages(topic, problem))

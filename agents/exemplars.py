@@ -1,0 +1,70 @@
+"""Choosing the example environments the author is shown for a topic.
+
+The examples are the bundled, validated environments (`examples/environments/`). The choice is by
+word overlap between the topic and each example's NAME, TOPIC and DESCRIPTION, ties broken by name,
+so it is deterministic; the diversity memory (embeddings) can replace the scoring later.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+DEFAULT_EXEMPLAR_DIR = Path(__file__).resolve().parents[1] / "examples" / "environments"
+_WORD = re.compile(r"[a-z]+")
+
+
+@dataclass(frozen=True)
+class Exemplar:
+    name: str
+    topic: str
+    description: str
+    source: str
+
+
+def source_constants(source: str) -> dict[str, str]:
+    """The module-level string constants (NAME, TOPIC, DESCRIPTION) of a source, without running it."""
+    values: dict[str, str] = {}
+    try:
+        tree = ast.parse(source)
+    except (SyntaxError, ValueError):
+        return values
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and isinstance(node.value, ast.Constant):
+            for target in node.targets:
+                if isinstance(target, ast.Name) and isinstance(node.value.value, str):
+                    values[target.id] = node.value.value
+    return values
+
+
+def load_exemplars(directory: Path = DEFAULT_EXEMPLAR_DIR) -> list[Exemplar]:
+    exemplars = []
+    for path in sorted(directory.glob("*.py")):
+        source = path.read_text()
+        constants = source_constants(source)
+        exemplars.append(
+            Exemplar(
+                name=constants.get("NAME", path.stem),
+                topic=constants.get("TOPIC", ""),
+                description=constants.get("DESCRIPTION", ""),
+                source=source,
+            )
+        )
+    return exemplars
+
+
+def _words(text: str) -> set[str]:
+    return {word[:6] for word in _WORD.findall(text.lower()) if len(word) > 2}
+
+
+def choose_exemplars(topic: str, exemplars: list[Exemplar], count: int) -> list[Exemplar]:
+    """The `count` exemplars closest to the topic by shared words (word stems of six letters)."""
+    wanted = _words(topic)
+
+    def closeness(exemplar: Exemplar) -> tuple[int, str]:
+        shared = wanted & _words(f"{exemplar.name} {exemplar.topic} {exemplar.description}")
+        return (-len(shared), exemplar.name)
+
+    return sorted(exemplars, key=closeness)[:count]

@@ -1,0 +1,322 @@
+"""The synthesis graph: one topic in, one verdict out.
+
+    draft ──▶ validate ──valid──▶ sample_probe ──Send×N──▶ solve ──▶ score_probe ──▶ verdict
+      │          │ invalid, repairs left                                              ▲
+      │          ▼                                                                    │
+      └─(no code)─▶ repair ──▶ validate …   (repairs spent, LLM failure, --no-probe) ──┘
+
+Every node is a plain async function of the state returning a partial update. LLM nodes retry
+transient faults with LangGraph's RetryPolicy; a fault that persists reaches the node's error
+handler, which ends the environment as an `llm_failure` with the reason. A SQLite checkpointer
+saves every step (durability "sync"), so an interrupted synthesis resumes where it stopped: the
+finished LLM calls, including each finished solver probe, are not made again.
+"""
+
+from __future__ import annotations
+
+import operator
+import uuid
+from collections import defaultdict
+from collections.abc import Callable
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.errors import NodeError
+from langgraph.graph import END, START, StateGraph
+from langgraph.types import Command, RetryPolicy, Send
+
+from resyn.agents import author, solver
+from resyn.agents.author import Authored
+from resyn.agents.exemplars import choose_exemplars, source_constants
+from resyn.agents.llm import Reply, is_transient
+from resyn.contract import DIFFICULTIES, SampledInstance, ValidationReport
+from resyn.graph.runtime import SynthesisRuntime
+from resyn.graph.verdict import pass_rates, probe_verdict
+from resyn.memory.library import EnvironmentRecord
+from resyn.tools.sampler import SampleError, sample_in_kernel
+from resyn.tools.scoring import score_in_kernel
+
+
+def add_usage(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
+    keys = set(total) | set(more)
+    return {key: total.get(key, 0) + more.get(key, 0) for key in keys}
+
+
+class SynthesisState(TypedDict, total=False):
+    environment_id: str
+    topic: str
+    probe: bool
+    max_repairs: int
+    attempts: int  # author replies so far: the draft plus the repairs
+    source: str | None
+    problem: str | None  # why the latest author reply held no usable code
+    report: dict[str, Any] | None  # the latest ValidationReport, as JSON data
+    probe_instances: list[dict[str, Any]]
+    answers: Annotated[list[dict[str, Any]], operator.add]
+    pass_rates: dict[str, float]
+    status: str
+    reason: str
+    usage: Annotated[dict[str, int], add_usage]
+    llm_calls: Annotated[list[dict[str, Any]], operator.add]
+
+
+def _call_record(role: str, reply: Reply) -> dict[str, Any]:
+    return {"role": role, "model": reply.model, "seconds": reply.seconds, **reply.usage()}
+
+
+def _authored_update(state: SynthesisState, authored: Authored, kind: str) -> dict[str, Any]:
+    return {
+        "attempts": state.get("attempts", 0) + 1,
+        "source": authored.source or state.get("source"),
+        "problem": authored.problem,
+        "usage": authored.reply.usage(),
+        "llm_calls": [_call_record(f"author.{kind}", authored.reply)],
+    }
+
+
+def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
+    """The graph's nodes close over the runtime (kernel pool, models, library)."""
+    settings = runtime.settings
+
+    async def draft(state: SynthesisState) -> dict[str, Any]:
+        exemplars = choose_exemplars(state["topic"], runtime.exemplars, settings.synthesis.exemplars)
+        authored = await author.draft(runtime.endpoint("author"), state["topic"], exemplars)
+        runtime.library.record_attempt(
+            state["environment_id"], 1, "draft", authored.source, None, authored.problem
+        )
+        return _authored_update(state, authored, "draft")
+
+    async def repair(state: SynthesisState) -> dict[str, Any]:
+        endpoint = runtime.endpoint("author")
+        if state.get("problem") or state.get("report") is None:
+            authored = await author.retry_malformed(
+                endpoint, state["topic"], state.get("problem") or "no code"
+            )
+        else:
+            report = ValidationReport.model_validate(state["report"])
+            authored = await author.repair(endpoint, state["topic"], state["source"], report)
+        number = state.get("attempts", 0) + 1
+        runtime.library.record_attempt(
+            state["environment_id"], number, "repair", authored.source, None, authored.problem
+        )
+        update = _authored_update(state, authored, "repair")
+        if authored.source is None:
+            update["source"] = state.get("source")
+        return update
+
+    async def validate(state: SynthesisState) -> dict[str, Any]:
+        report = await runtime.validator.validate(state["source"])
+        runtime.library.record_attempt(
+            state["environment_id"], state["attempts"], "draft" if state["attempts"] == 1 else "repair",
+            state["source"], report, None,
+        )  # fmt: skip
+        return {"report": report.model_dump()}
+
+    async def sample_probe(state: SynthesisState) -> dict[str, Any]:
+        count, first_seed = settings.synthesis.probe_instances, settings.synthesis.probe_seed
+        instances: list[SampledInstance] = []
+        try:
+            async with runtime.pool.lease() as kernel:
+                for difficulty in DIFFICULTIES:
+                    seeds = range(first_seed, first_seed + count)
+                    instances += await sample_in_kernel(kernel, state["source"], difficulty, seeds, settings)
+        except SampleError as error:
+            return {"status": "invalid", "reason": f"the probe could not sample instances: {error}"}
+        return {"probe_instances": [instance.model_dump() for instance in instances]}
+
+    def fan_out_probes(state: SynthesisState) -> list[Send] | str:
+        if state.get("status"):
+            return "verdict"
+        return [
+            Send("solve", {"index": index, "question": instance["question"]})
+            for index, instance in enumerate(state["probe_instances"])
+        ]
+
+    async def solve(task: dict[str, Any]) -> dict[str, Any]:
+        answered = await solver.answer(runtime.endpoint("solver"), task["question"])
+        return {
+            "answers": [{"index": task["index"], "answer": answered.answer}],
+            "usage": answered.reply.usage(),
+            "llm_calls": [_call_record("solver", answered.reply)],
+        }
+
+    def solve_failed(task: dict[str, Any], error: NodeError) -> Command:
+        _reraise_interruptions(error)
+        failure = {"index": task["index"], "answer": None, "error": _describe(error.error)}
+        return Command(update={"answers": [failure]}, goto="score_probe")
+
+    async def score_probe(state: SynthesisState) -> dict[str, Any]:
+        answers = {entry["index"]: entry for entry in state.get("answers", [])}
+        if len(answers) < len(state["probe_instances"]):
+            return {}  # a failed probe's error handler runs a step later and comes back here
+        failed = [entry["error"] for entry in answers.values() if entry.get("error")]
+        if failed:
+            return {"status": "llm_failure", "reason": f"the solver could not be reached: {failed[0]}"}
+        instances = [SampledInstance.model_validate(item) for item in state["probe_instances"]]
+        scored = [(index, instance) for index, instance in enumerate(instances) if answers[index]["answer"]]
+        async with runtime.pool.lease() as kernel:
+            scores = await score_in_kernel(
+                kernel, state["source"], [(inst, answers[i]["answer"]) for i, inst in scored], settings
+            )
+        by_index = dict(zip((index for index, _ in scored), scores, strict=True))
+        by_level: dict[int, list[float]] = defaultdict(list)
+        for index, instance in enumerate(instances):
+            by_level[instance.difficulty].append(by_index.get(index, 0.0))
+        return {"pass_rates": pass_rates(by_level)}
+
+    async def verdict(state: SynthesisState) -> dict[str, Any]:
+        status, reason = _decide(state, runtime)
+        report = ValidationReport.model_validate(state["report"]) if state.get("report") else None
+        constants = source_constants(state.get("source") or "")
+        runtime.library.finish(
+            state["environment_id"],
+            status=status,
+            reason=reason,
+            source=state.get("source"),
+            report=report,
+            pass_rates=state.get("pass_rates"),
+            usage=state.get("usage", {}),
+            name=constants.get("NAME"),
+            description=constants.get("DESCRIPTION"),
+        )
+        return {"status": status, "reason": reason}
+
+    def llm_failed(_state: SynthesisState, error: NodeError) -> Command:
+        _reraise_interruptions(error)
+        return Command(
+            update={
+                "status": "llm_failure",
+                "reason": f"the author could not be reached: {_describe(error.error)}",
+            },
+            goto="verdict",
+        )
+
+    retry = RetryPolicy(
+        max_attempts=settings.llm.retries + 1,
+        initial_interval=settings.llm.retry_initial_s,
+        retry_on=is_transient,
+    )
+    graph = StateGraph(SynthesisState)
+    graph.add_node("draft", draft, retry_policy=retry, error_handler=llm_failed)
+    graph.add_node("repair", repair, retry_policy=retry, error_handler=llm_failed)
+    graph.add_node("validate", validate)
+    graph.add_node("sample_probe", sample_probe)
+    graph.add_node("solve", solve, retry_policy=retry, error_handler=solve_failed)
+    graph.add_node("score_probe", score_probe)
+    graph.add_node("verdict", verdict)
+    graph.add_edge(START, "draft")
+    graph.add_conditional_edges("draft", _after_authoring, ["validate", "repair", "verdict"])
+    graph.add_conditional_edges("repair", _after_authoring, ["validate", "repair", "verdict"])
+    graph.add_conditional_edges("validate", _after_validation, ["sample_probe", "repair", "verdict"])
+    graph.add_conditional_edges("sample_probe", fan_out_probes, ["solve", "verdict"])
+    graph.add_edge("solve", "score_probe")
+    graph.add_conditional_edges("score_probe", _after_scoring, ["verdict", END])
+    graph.add_edge("verdict", END)
+    return graph
+
+
+def _repairs_left(state: SynthesisState) -> bool:
+    return state.get("attempts", 0) <= state["max_repairs"]
+
+
+def _after_authoring(state: SynthesisState) -> str:
+    if state.get("problem") is None:
+        return "validate"
+    return "repair" if _repairs_left(state) else "verdict"
+
+
+def _after_validation(state: SynthesisState) -> str:
+    if state["report"]["valid"]:
+        return "sample_probe" if state["probe"] else "verdict"
+    return "repair" if _repairs_left(state) else "verdict"
+
+
+def _after_scoring(state: SynthesisState) -> str:
+    return "verdict" if state.get("pass_rates") or state.get("status") else END
+
+
+def _decide(state: SynthesisState, runtime: SynthesisRuntime) -> tuple[str, str]:
+    if state.get("status"):
+        return state["status"], state["reason"]
+    repairs = state.get("attempts", 1) - 1
+    report = state.get("report")
+    if state.get("problem"):
+        return (
+            "invalid",
+            f"after {repairs} repairs the author's reply held no usable code: {state['problem']}",
+        )
+    if report is None or not report["valid"]:
+        failed = [
+            check
+            for check in (report or {}).get("checks", [])
+            if not check["passed"] and not check["skipped"]
+        ]
+        summary = "; ".join(f"{check['name']}: {check['detail']}" for check in failed[:3])
+        return "invalid", f"still invalid after {repairs} repairs: {summary}"
+    if not state["probe"]:
+        return "accepted", "valid; the solver probe was skipped (--no-probe)"
+    return probe_verdict(state["pass_rates"], runtime.settings.synthesis)
+
+
+def _reraise_interruptions(error: NodeError) -> None:
+    """Ctrl-C, SystemExit and the like stop the run (to be resumed); they are not LLM failures."""
+    if not isinstance(error.error, Exception):
+        raise error.error
+
+
+def _describe(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
+
+
+Updates = Callable[[str, dict[str, Any]], None]
+
+
+class NothingToResume(LookupError):
+    """`--resume ID` named a synthesis with no saved progress."""
+
+
+async def synthesize(
+    runtime: SynthesisRuntime,
+    topic: str | None,
+    *,
+    environment_id: str | None = None,
+    probe: bool = True,
+    max_repairs: int | None = None,
+    on_update: Updates | None = None,
+) -> EnvironmentRecord:
+    """Run one synthesis to its verdict, or resume the one with `environment_id` where it stopped.
+
+    `on_update(node, update)` is called after every step (the CLI's live progress).
+    """
+    checkpoints = runtime.settings.data_dir / "checkpoints.sqlite"
+    async with AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver:
+        app = build_synthesis_graph(runtime).compile(checkpointer=saver)
+        environment_id = environment_id or uuid.uuid4().hex[:12]
+        config: RunnableConfig = {"configurable": {"thread_id": environment_id}}
+        saved = await app.aget_state(config)
+        if saved.values and not saved.next:
+            return runtime.library.get(environment_id)  # already finished
+        if saved.values:
+            start: dict[str, Any] | None = None  # resume from the last saved step
+        elif topic is None:
+            raise NothingToResume(f"no synthesis {environment_id!r} to resume")
+        else:
+            runtime.library.start(
+                environment_id,
+                topic,
+                runtime.model_name("author"),
+                runtime.model_name("solver") if probe else None,
+            )
+            start = {
+                "environment_id": environment_id,
+                "topic": topic,
+                "probe": probe,
+                "max_repairs": runtime.settings.synthesis.max_repairs if max_repairs is None else max_repairs,
+                "attempts": 0,
+            }
+        async for chunk in app.astream(start, config, stream_mode="updates", durability="sync"):
+            for node, update in chunk.items():
+                if on_update is not None:
+                    on_update(node, update or {})
+    return runtime.library.get(environment_id)

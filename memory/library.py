@@ -1,0 +1,229 @@
+"""The environment library: every synthesis, its attempts and its verdict, in one SQLite file.
+
+One file per workspace (`<data_dir>/library.sqlite`). Writes are small and idempotent (an attempt
+is keyed by environment and number), so a resumed synthesis that replays a step never duplicates
+a row. Accepted environments are also written as `.py` files a person can open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from resyn.contract import ValidationReport
+
+STATUSES = ("running", "accepted", "invalid", "unsolvable", "too_easy", "inverted", "llm_failure")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS environments (
+    id TEXT PRIMARY KEY,
+    topic TEXT NOT NULL,
+    name TEXT,
+    description TEXT,
+    status TEXT NOT NULL,
+    reason TEXT NOT NULL DEFAULT '',
+    source TEXT,
+    source_hash TEXT,
+    report TEXT,
+    pass_rates TEXT,
+    author_model TEXT,
+    solver_model TEXT,
+    input_tokens INTEGER NOT NULL DEFAULT 0,
+    output_tokens INTEGER NOT NULL DEFAULT 0,
+    path TEXT,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    environment_id TEXT NOT NULL REFERENCES environments(id),
+    number INTEGER NOT NULL,
+    kind TEXT NOT NULL,
+    source TEXT,
+    report TEXT,
+    problem TEXT,
+    created REAL NOT NULL,
+    PRIMARY KEY (environment_id, number)
+);
+CREATE INDEX IF NOT EXISTS environments_by_status ON environments(status);
+"""
+
+
+class EnvironmentRecord(BaseModel):
+    id: str
+    topic: str
+    name: str | None
+    description: str | None
+    status: str
+    reason: str
+    source: str | None
+    source_hash: str | None
+    report: ValidationReport | None
+    pass_rates: dict[str, float] | None
+    author_model: str | None
+    solver_model: str | None
+    input_tokens: int
+    output_tokens: int
+    path: str | None
+    created: float
+    updated: float
+
+
+class AttemptRecord(BaseModel):
+    number: int
+    kind: str
+    source: str | None
+    report: ValidationReport | None
+    problem: str | None
+    created: float
+
+
+class UnknownEnvironment(KeyError):
+    """No environment with that id (or id prefix) is in the library."""
+
+
+def source_hash(source: str) -> str:
+    return hashlib.sha256(source.encode()).hexdigest()
+
+
+class Library:
+    """`Library(data_dir)`: open (and create) the workspace's library."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.files_dir = self.data_dir / "environments"
+        self._db = sqlite3.connect(self.data_dir / "library.sqlite", isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def start(self, environment_id: str, topic: str, author_model: str, solver_model: str | None) -> None:
+        """Record a synthesis that has begun (a resumed one keeps its row)."""
+        now = time.time()
+        self._db.execute(
+            "INSERT OR IGNORE INTO environments"
+            " (id, topic, status, author_model, solver_model, created, updated)"
+            " VALUES (?, ?, 'running', ?, ?, ?, ?)",
+            (environment_id, topic, author_model, solver_model, now, now),
+        )
+
+    def record_attempt(
+        self,
+        environment_id: str,
+        number: int,
+        kind: str,
+        source: str | None,
+        report: ValidationReport | None,
+        problem: str | None,
+    ) -> None:
+        self._db.execute(
+            "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (
+                environment_id,
+                number,
+                kind,
+                source,
+                report.model_dump_json() if report else None,
+                problem,
+                time.time(),
+            ),
+        )
+
+    def finish(
+        self,
+        environment_id: str,
+        *,
+        status: str,
+        reason: str,
+        source: str | None,
+        report: ValidationReport | None,
+        pass_rates: dict[str, float] | None,
+        usage: dict[str, int],
+        name: str | None = None,
+        description: str | None = None,
+    ) -> EnvironmentRecord:
+        """Store the verdict; an accepted environment is also written out as a `.py` file."""
+        if status not in STATUSES:
+            raise ValueError(f"unknown status {status!r}")
+        path = None
+        if status == "accepted" and source:
+            self.files_dir.mkdir(exist_ok=True)
+            file = self.files_dir / f"{(name or 'environment')}-{environment_id[:8]}.py"
+            file.write_text(source)
+            path = str(file)
+        self._db.execute(
+            "UPDATE environments SET status=?, reason=?, source=?, source_hash=?, report=?, pass_rates=?,"
+            " input_tokens=?, output_tokens=?, name=?, description=?, path=?, updated=? WHERE id=?",
+            (
+                status,
+                reason,
+                source,
+                source_hash(source) if source else None,
+                report.model_dump_json() if report else None,
+                json.dumps(pass_rates) if pass_rates is not None else None,
+                usage.get("input_tokens", 0),
+                usage.get("output_tokens", 0),
+                name,
+                description,
+                path,
+                time.time(),
+                environment_id,
+            ),
+        )
+        return self.get(environment_id)
+
+    def get(self, environment_id: str) -> EnvironmentRecord:
+        """An environment by id, or by a unique prefix of its id (as `resyn library show` takes it)."""
+        rows = self._db.execute(
+            "SELECT * FROM environments WHERE id = ? OR id LIKE ? LIMIT 2",
+            (environment_id, environment_id.replace("%", "") + "%"),
+        ).fetchall()
+        exact = [row for row in rows if row["id"] == environment_id]
+        if exact:
+            return _environment(exact[0])
+        if len(rows) != 1:
+            raise UnknownEnvironment(environment_id)
+        return _environment(rows[0])
+
+    def environments(self, status: str | None = None) -> list[EnvironmentRecord]:
+        query, arguments = "SELECT * FROM environments", ()
+        if status:
+            query, arguments = query + " WHERE status = ?", (status,)
+        rows = self._db.execute(query + " ORDER BY created", arguments).fetchall()
+        return [_environment(row) for row in rows]
+
+    def attempts(self, environment_id: str) -> list[AttemptRecord]:
+        rows = self._db.execute(
+            "SELECT * FROM attempts WHERE environment_id = ? ORDER BY number", (environment_id,)
+        ).fetchall()
+        return [
+            AttemptRecord(
+                number=row["number"],
+                kind=row["kind"],
+                source=row["source"],
+                report=_report(row["report"]),
+                problem=row["problem"],
+                created=row["created"],
+            )
+            for row in rows
+        ]
+
+
+def _report(text: str | None) -> ValidationReport | None:
+    return ValidationReport.model_validate_json(text) if text else None
+
+
+def _environment(row: sqlite3.Row) -> EnvironmentRecord:
+    values: dict[str, Any] = dict(row)
+    values["report"] = _report(values["report"])
+    values["pass_rates"] = json.loads(values["pass_rates"]) if values["pass_rates"] else None
+    return EnvironmentRecord(**values)

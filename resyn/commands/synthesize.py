@@ -1,0 +1,82 @@
+"""`resyn synthesize "TOPIC"`: one topic to one verdict, with live progress."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+from typing import Annotated, Any
+
+import typer
+
+from resyn.console import console, fail_usage, print_error
+
+_KEPT = "accepted"
+
+
+def synthesize(
+    topic: Annotated[str | None, typer.Argument(help="what the environment should be about")] = None,
+    max_repairs: Annotated[int | None, typer.Option(min=0, help="repairs after the first draft")] = None,
+    no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the solver probe")] = False,
+    resume: Annotated[str | None, typer.Option(help="resume an interrupted synthesis by its id")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="print the library record as JSON")] = False,
+) -> None:
+    """Draft an environment for TOPIC, validate and repair it, probe it with the solver, store the verdict."""
+    from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
+    from resyn.graph.runtime import open_runtime
+    from resyn.graph.synthesis import NothingToResume
+    from resyn.graph.synthesis import synthesize as run_synthesis
+    from resyn.models import ModelConfigError, ModelFactory
+    from resyn.settings import Settings
+    from resyn.views import environment_panel, progress_line
+
+    if (topic is None) == (resume is None):
+        raise fail_usage('give a topic, or --resume ID (e.g. resyn synthesize "dependency sorting")')
+    if topic is not None and not topic.strip():
+        raise fail_usage("the topic is empty")
+    settings = Settings()
+    environment_id = resume or uuid.uuid4().hex[:12]
+    roles = ("author",) if no_probe else ("author", "solver")
+    try:
+        for role in roles:
+            ModelFactory(settings).check(role)
+    except ModelConfigError as error:
+        raise fail_usage(str(error)) from None
+
+    def on_update(node: str, update: dict[str, Any]) -> None:
+        if not as_json:
+            console.print(progress_line(node, update))
+
+    async def run() -> Any:
+        async with open_runtime(settings) as runtime:
+            if runtime.models is not None and any(runtime.models.uses_embedded(role) for role in roles):
+                console.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False)
+            if not as_json:
+                names = " · ".join(f"{role}: {runtime.model_name(role)}" for role in roles)
+                console.print(f"[bold]synthesis {environment_id}[/bold] · {names}", highlight=False)
+            return await run_synthesis(
+                runtime,
+                topic,
+                environment_id=environment_id,
+                probe=not no_probe,
+                max_repairs=max_repairs,
+                on_update=on_update,
+            )
+
+    try:
+        record = asyncio.run(run())
+    except KeyboardInterrupt:
+        print_error(f"interrupted; resume with: resyn synthesize --resume {environment_id}")
+        raise typer.Exit(130) from None
+    except NothingToResume as error:
+        raise fail_usage(str(error).strip("'\"")) from None
+    except EmbeddedModelMissing as error:
+        print_error(str(error))
+        raise typer.Exit(1) from None
+    if as_json:
+        typer.echo(json.dumps(record.model_dump(mode="json"), ensure_ascii=False))
+    else:
+        console.print(environment_panel(record))
+        where = f" · file {record.path}" if record.path else ""
+        console.print(f"environment {record.id}{where}", soft_wrap=True, highlight=False)
+    raise typer.Exit(0 if record.status == _KEPT else 1)

@@ -1,0 +1,21 @@
+"""The terminal: one console for output, one for one-line errors, and the exit codes."""
+
+from __future__ import annotations
+
+import typer
+from rich.console import Console
+
+console = Console()
+errors = Console(stderr=True)
+
+USAGE_ERROR = 2
+
+
+def print_error(message: str) -> None:
+    """One line on stderr, never wrapped: scripts and tests read it as one line."""
+    errors.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+
+
+def fail_usage(message: str) -> typer.Exit:
+    print_error(message)
+    return typer.Exit(USAGE_ERROR)

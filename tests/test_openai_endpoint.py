@@ -1,0 +1,148 @@
+"""`resyn synthesize` through the real ChatOpenAI client, against a loopback fake endpoint.
+
+The test's own HTTP server speaks the OpenAI chat-completions format (no network beyond
+127.0.0.1): the author role gets a canned valid environment, the solver solves short lists only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+VALID = (Path(__file__).parent / "fixtures" / "valid_minimal.py").read_text()
+
+
+class FakeOpenAIHandler(BaseHTTPRequestHandler):
+    """POST /v1/chat/completions → a canned completion chosen by the prompt."""
+
+    seen: ClassVar[list[dict]] = []
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        FakeOpenAIHandler.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+        prompt = body["messages"][-1]["content"]
+        if "environment" in body["messages"][0]["content"]:
+            content = f"```python\n{VALID}```"
+        else:
+            numbers = re.findall(r"-?\d+", prompt.split("?")[0])
+            content = f"<answer>{sum(map(int, numbers)) if len(numbers) <= 8 else 0}</answer>"
+        reply = {
+            "id": "chatcmpl-fake",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body["model"],
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
+        }
+        payload = json.dumps(reply).encode()
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def fake_endpoint() -> Iterator[str]:
+    FakeOpenAIHandler.seen = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAIHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/v1"
+    server.shutdown()
+
+
+def resyn(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "resyn", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, **env})
+
+
+def test_synthesize_talks_to_an_openai_compatible_endpoint(
+    fake_endpoint: str, tmp_path: Path, fake_api_key: str
+) -> None:
+    endpoint = {
+        "RESYN_LLM_BASE_URL": fake_endpoint,
+        "RESYN_LLM_MODEL": "fake-openai-server",
+        "RESYN_DATA_DIR": str(tmp_path),
+        "RESYN_SYNTHESIS_PROBE_INSTANCES": "2",
+    }
+    done = resyn("synthesize", "mental arithmetic", "--json", **endpoint)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert record["status"] == "accepted"
+    assert record["author_model"] == record["solver_model"] == "fake-openai-server"
+    assert record["pass_rates"] == {"1": 1.0, "2": 1.0, "3": 0.0, "4": 0.0, "5": 0.0}
+    assert record["input_tokens"] == 100 * (1 + 5 * 2)
+    assert Path(record["path"]).read_text() == VALID
+
+    requests = FakeOpenAIHandler.seen
+    assert {request["path"] for request in requests} == {"/v1/chat/completions"}
+    assert requests[0]["auth"] == f"Bearer {fake_api_key}"  # the key goes to the endpoint, and nowhere else
+    for stored in tmp_path.rglob("*"):
+        if stored.is_file():
+            assert fake_api_key.encode() not in stored.read_bytes(), stored
+
+    listed = resyn("library", "list", "--json", **endpoint)
+    assert [row["id"] for row in json.loads(listed.stdout)] == [record["id"]]
+    shown = resyn("library", "show", record["id"][:6], **endpoint)
+    assert "accepted" in shown.stdout and "d1=1.00" in shown.stdout
+
+
+def test_synthesize_shows_progress_and_the_verdict(fake_endpoint: str, tmp_path: Path) -> None:
+    endpoint = {
+        "RESYN_LLM_BASE_URL": fake_endpoint,
+        "RESYN_LLM_MODEL": "fake-openai-server",
+        "RESYN_DATA_DIR": str(tmp_path),
+        "RESYN_SYNTHESIS_PROBE_INSTANCES": "1",
+    }
+    done = resyn("synthesize", "mental arithmetic", **endpoint)
+    assert done.returncode == 0, done.stderr
+    for step in ("draft", "validate", "sample_probe", "solve", "score_probe", "verdict"):
+        assert step in done.stdout
+    assert "author: fake-openai-server" in done.stdout
+    assert f"file {tmp_path / 'environments'}" in done.stdout
+
+
+def test_synthesize_usage_errors_are_one_line(tmp_path: Path) -> None:
+    no_model = resyn(
+        "synthesize", "x", RESYN_LLM_BASE_URL="http://127.0.0.1:9/v1", RESYN_DATA_DIR=str(tmp_path)
+    )
+    assert no_model.returncode == 2
+    assert no_model.stderr.strip().splitlines() == [
+        "error: author: an endpoint is set (http://127.0.0.1:9/v1) but no model: set RESYN_LLM_MODEL "
+        "or RESYN_AUTHOR_MODEL"
+    ]
+    nothing = resyn("synthesize", "--resume", "nope", RESYN_LLM_BASE_URL="http://127.0.0.1:9/v1",
+                    RESYN_LLM_MODEL="m", RESYN_DATA_DIR=str(tmp_path))  # fmt: skip
+    assert nothing.returncode == 2 and "no synthesis 'nope' to resume" in nothing.stderr
+    assert resyn("library", "list", "--status", "bogus", RESYN_DATA_DIR=str(tmp_path)).returncode == 2
+
+
+def test_an_unreachable_endpoint_ends_as_an_llm_failure(tmp_path: Path) -> None:
+    done = resyn(
+        "synthesize", "x", "--json",
+        RESYN_LLM_BASE_URL="http://127.0.0.1:9/v1", RESYN_LLM_MODEL="m", RESYN_DATA_DIR=str(tmp_path),
+        RESYN_LLM_RETRIES="1", RESYN_LLM_RETRY_INITIAL_S="0.01",
+    )  # fmt: skip
+    assert done.returncode == 1
+    record = json.loads(done.stdout)
+    assert record["status"] == "llm_failure"
+    assert "Connection" in record["reason"]
+    rows = sqlite3.connect(tmp_path / "library.sqlite").execute("SELECT status FROM environments").fetchall()
+    assert rows == [("llm_failure",)]
