@@ -92,7 +92,11 @@ def progress_line(node: str, update: dict) -> Text:
         )
     elif node == "validate":
         report = update.get("report") or {}
-        failed = [check["name"] for check in report.get("checks", []) if not check["passed"]]
+        failed = [
+            check["name"]
+            for check in report.get("checks", [])
+            if not check["passed"] and not check["skipped"]
+        ]
         line.append("valid" if report.get("valid") else "invalid: " + ", ".join(failed),
                     style="green" if report.get("valid") else "red")  # fmt: skip
         line.append(f" ({report.get('seconds', 0)} s)")

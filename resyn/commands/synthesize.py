@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from resyn.console import console, fail_usage, print_error
+from resyn.console import console, errors, fail_usage, print_error
 
 _KEPT = "accepted"
 
@@ -50,7 +50,7 @@ def synthesize(
     async def run() -> Any:
         async with open_runtime(settings) as runtime:
             if runtime.models is not None and any(runtime.models.uses_embedded(role) for role in roles):
-                console.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False)
+                errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
             if not as_json:
                 names = " · ".join(f"{role}: {runtime.model_name(role)}" for role in roles)
                 console.print(f"[bold]synthesis {environment_id}[/bold] · {names}", highlight=False)

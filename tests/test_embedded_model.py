@@ -1,0 +1,49 @@
+"""The embedded default model, end to end: no endpoint set, a real (tiny) model, an honest verdict."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from resyn.embedded import EMBEDDED_MODEL
+
+
+@pytest.mark.slow
+def test_synthesize_runs_on_the_embedded_model_and_says_so(tmp_path: Path) -> None:
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("RESYN_LLM_BASE")}
+    environment.update(RESYN_DATA_DIR=str(tmp_path), RESYN_EMBEDDED_MAX_TOKENS="400")
+    command = [
+        sys.executable,
+        "-m",
+        "resyn",
+        "synthesize",
+        "dependency sorting",
+        "--max-repairs",
+        "0",
+        "--json",
+    ]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, env=environment)
+    assert done.returncode in (0, 1), done.stderr
+    assert "embedded SmolLM2-135M model" in done.stderr and "far too small" in done.stderr
+    record = json.loads(done.stdout)
+    assert record["author_model"] == EMBEDDED_MODEL
+    assert record["status"] in ("accepted", "invalid", "unsolvable", "too_easy", "inverted")
+    assert record["output_tokens"] > 0  # a real model answered: its tokens were counted
+    assert not list(Path("/proc").glob("*/cmdline")) or not any(
+        b"llama_cpp.server" in path.read_bytes()
+        for path in Path("/proc").glob("[0-9]*/cmdline")
+        if _readable(path)
+    ), "the embedded server must stop with resyn"
+
+
+def _readable(path: Path) -> bool:
+    try:
+        path.read_bytes()
+    except OSError:
+        return False
+    return True
