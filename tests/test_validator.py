@@ -100,3 +100,14 @@ async def test_no_api_key_reaches_a_report_or_an_instance(
         instances = await sample_in_kernel(kernel, source, 1, range(3), settings)
     assert fake_api_key not in report.model_dump_json()
     assert all(fake_api_key not in instance.model_dump_json() for instance in instances)
+
+
+async def test_a_well_behaved_environment_leaves_the_pool_warm(pool: KernelPool, settings: Settings) -> None:
+    """Kernels are reset, not restarted, between environments that did nothing wrong."""
+    from resyn.tools.kernel import sandbox_kernel_pids
+
+    await validate(pool, settings, FIXTURES / "valid_minimal.py")
+    before = set(sandbox_kernel_pids())
+    for path in EXAMPLES[:3]:
+        assert (await validate(pool, settings, path)).valid
+    assert set(sandbox_kernel_pids()) == before

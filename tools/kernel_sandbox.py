@@ -159,6 +159,10 @@ class _WatchedEnviron(os._Environ):  # type: ignore[name-defined]
         return super().__getitem__(key)
 
 
+# ipykernel itself swaps these in and out around every execute request (stdin forwarding)
+_SWAPPED_BY_IPYKERNEL = frozenset({"builtins.input", "builtins.raw_input", "getpass.getpass"})
+
+
 def _fingerprint() -> dict[str, int]:
     prints = {}
     for module_name in _FINGERPRINTED_MODULES:
@@ -166,7 +170,7 @@ def _fingerprint() -> dict[str, int]:
         if module is not None:
             for attribute, value in list(vars(module).items()):
                 prints[f"{module_name}.{attribute}"] = id(value)
-    return prints
+    return {name: value for name, value in prints.items() if name not in _SWAPPED_BY_IPYKERNEL}
 
 
 def install(limits: dict[str, int]) -> dict[str, Any]:
