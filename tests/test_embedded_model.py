@@ -34,16 +34,12 @@ def test_synthesize_runs_on_the_embedded_model_and_says_so(tmp_path: Path) -> No
     assert record["author_model"] == EMBEDDED_MODEL
     assert record["status"] in ("accepted", "invalid", "unsolvable", "too_easy", "inverted")
     assert record["output_tokens"] > 0  # a real model answered: its tokens were counted
-    assert not list(Path("/proc").glob("*/cmdline")) or not any(
-        b"llama_cpp.server" in path.read_bytes()
-        for path in Path("/proc").glob("[0-9]*/cmdline")
-        if _readable(path)
-    ), "the embedded server must stop with resyn"
+    servers = [path for path in Path("/proc").glob("[0-9]*/cmdline") if b"llama_cpp.server" in _read(path)]
+    assert servers == [], "the embedded server must stop with resyn"
 
 
-def _readable(path: Path) -> bool:
+def _read(path: Path) -> bytes:
     try:
-        path.read_bytes()
+        return path.read_bytes()
     except OSError:
-        return False
-    return True
+        return b""

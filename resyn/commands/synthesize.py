@@ -37,9 +37,10 @@ def synthesize(
     settings = Settings()
     environment_id = resume or uuid.uuid4().hex[:12]
     roles = ("author",) if no_probe else ("author", "solver")
+    factory = ModelFactory(settings)
     try:
         for role in roles:
-            ModelFactory(settings).check(role)
+            factory.check(role)
     except ModelConfigError as error:
         raise fail_usage(str(error)) from None
 
