@@ -100,6 +100,45 @@ class SynthesisSettings(BaseModel):
     )
 
 
+class FrontierSettings(BaseModel):
+    """How the expansion job picks its next topics (the rule is spelled out in docs/expansion.md).
+
+    score = explore / (1 + attempts) + distance * (1 - similarity to the nearest accepted environment)
+            - failure * (failed attempts / attempts)
+    Topics tried `max_topic_attempts` times, or failing `max_failure_streak` times in a row, retire.
+    """
+
+    explore: float = Field(1.0, description="weight of being under-explored")
+    distance: float = Field(1.0, description="weight of being far from every accepted environment")
+    failure: float = Field(0.5, description="weight of the topic's failure rate (subtracted)")
+    max_topic_attempts: int = Field(3, ge=1, description="attempts after which a topic retires")
+    max_failure_streak: int = Field(2, ge=1, description="failures in a row after which a topic retires")
+
+
+class ExpansionSettings(BaseModel):
+    """The diversity memory and the long job (`resyn expand`)."""
+
+    concurrency: int = Field(8, ge=1, description="environments in flight (default of --concurrency)")
+    duplicate_threshold: float = Field(
+        0.92, description="cosine similarity to an accepted environment at which a new one is a duplicate"
+    )
+    similar_topic_threshold: float = Field(
+        0.75, description="cosine at which two topics get a 'similar' edge"
+    )
+    topic_duplicate_threshold: float = Field(
+        0.9, description="cosine at which a scouted topic is a duplicate of a known one and dropped"
+    )
+    scout_batch: int = Field(8, ge=1, description="topics asked of the scout per call")
+    novelty_questions: int = Field(3, ge=0, description="sample questions embedded with name and description")
+    benchmark_dir: Path | None = Field(
+        None, description="BBH/BBEH data (official JSON layout) for the contamination guard; unset = off"
+    )
+    contamination_threshold: float = Field(
+        0.85, description="cosine to a benchmark input at which a sample question is flagged"
+    )
+    frontier: FrontierSettings = FrontierSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESYN_",
@@ -117,6 +156,7 @@ class Settings(BaseSettings):
     solver: RoleSettings = RoleSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     synthesis: SynthesisSettings = SynthesisSettings()
+    expansion: ExpansionSettings = ExpansionSettings()
 
     def model_for(self, role: str) -> ResolvedModel:
         override: RoleSettings = getattr(self, role)
