@@ -39,13 +39,14 @@ class ScriptedChatModel(BaseChatModel):
     latency_s: float = 0.0
     fake_name: str = "scripted-fake"
     calls: list[list[BaseMessage]] = Field(default_factory=list)
+    keep_calls: bool = True  # False for long benchmark runs, where the record itself would grow
 
     @property
     def _llm_type(self) -> str:
         return self.fake_name
 
     def _reply(self, messages: list[BaseMessage]) -> ChatResult:
-        self.calls.append(messages)
+        self.calls.append(messages if self.keep_calls else [])
         outcome = self.script(messages)
         if isinstance(outcome, BaseException):
             raise outcome

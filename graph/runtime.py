@@ -1,22 +1,34 @@
-"""What a synthesis runs on: settings, the kernel pool and validator, the models, the library.
+"""What a synthesis runs on: settings, the kernel pool and validator, the models, the library,
+the novelty memory, the contamination guard and one shared checkpointer.
 
 `open_runtime(settings)` starts and later stops all of it; tests pass scripted endpoints instead
-of the model factory's.
+of the model factory's. Heavy parts (the embedding model, the benchmark index) load on first use.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from resyn.agents.exemplars import Exemplar, load_exemplars
 from resyn.agents.llm import ChatEndpoint
+from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
+from resyn.memory.novelty import NoveltyMemory
 from resyn.models import ModelFactory
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.validator import Validator
+
+if TYPE_CHECKING:
+    from resyn.memory.contamination import ContaminationGuard
 
 
 @dataclass
@@ -28,6 +40,10 @@ class SynthesisRuntime:
     exemplars: list[Exemplar]
     models: ModelFactory | None = None
     endpoints: dict[str, ChatEndpoint] = field(default_factory=dict)
+    novelty: NoveltyMemory | None = None
+    contamination: ContaminationGuard | None = None
+    checkpointer: BaseCheckpointSaver | None = None
+    compiled: Any = None  # the synthesis graph, compiled once (see graph.synthesis)
 
     def endpoint(self, role: str) -> ChatEndpoint:
         if role not in self.endpoints:
@@ -43,14 +59,46 @@ class SynthesisRuntime:
         return self.models.model_name(role)
 
 
+def checkpoint_path(settings: Settings) -> Path:
+    return settings.data_dir / "checkpoints.sqlite"
+
+
+@contextlib.asynccontextmanager
+async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
+    """The workspace's checkpoint database. WAL with synchronous=NORMAL: a commit survives the
+    process being killed (what resuming relies on) without an fsync per step, which would cost
+    more than a step; only a power cut can lose the last commits."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    async with AsyncSqliteSaver.from_conn_string(str(checkpoint_path(settings))) as saver:
+        await saver.setup()
+        await saver.conn.execute("PRAGMA synchronous=NORMAL")
+        yield saver
+
+
 @contextlib.asynccontextmanager
 async def open_runtime(
-    settings: Settings, endpoints: dict[str, ChatEndpoint] | None = None
+    settings: Settings, endpoints: dict[str, ChatEndpoint] | None = None, embedder: Embedder | None = None
 ) -> AsyncIterator[SynthesisRuntime]:
+    embedder = embedder or Embedder()
+    contamination = None
+    if settings.expansion.benchmark_dir is not None:
+        from resyn.memory.contamination import ContaminationGuard
+
+        contamination = await asyncio.to_thread(  # embeds the benchmarks on first use: minutes, once
+            ContaminationGuard,
+            settings.expansion.benchmark_dir,
+            threshold=settings.expansion.contamination_threshold,
+            cache_dir=settings.data_dir / "benchmark-index",
+            embedder=embedder,
+        )
     library = Library(settings.data_dir)
     models = None if endpoints else ModelFactory(settings)
+    novelty = NoveltyMemory(library, embedder)
     try:
-        async with KernelPool(settings.kernel) as pool:
+        async with (
+            KernelPool(settings.kernel) as pool,
+            open_checkpointer(settings) as checkpointer,
+        ):
             yield SynthesisRuntime(
                 settings=settings,
                 pool=pool,
@@ -59,8 +107,12 @@ async def open_runtime(
                 exemplars=load_exemplars(),
                 models=models,
                 endpoints=dict(endpoints or {}),
+                novelty=novelty,
+                contamination=contamination,
+                checkpointer=checkpointer,
             )
     finally:
+        novelty.save()
         if models is not None:
             models.close()
         library.close()

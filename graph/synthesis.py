@@ -1,29 +1,38 @@
 """The synthesis graph: one topic in, one verdict out.
 
-    draft ──▶ validate ──valid──▶ sample_probe ──Send×N──▶ solve ──▶ score_probe ──▶ verdict
-      │          │ invalid, repairs left                                              ▲
-      │          ▼                                                                    │
-      └─(no code)─▶ repair ──▶ validate …   (repairs spent, LLM failure, --no-probe) ──┘
+    draft ──▶ validate ──valid──▶ sample_probe ──▶ novelty ──Send×N──▶ solve ──▶ score_probe ──▶ verdict
+      │          │ invalid, repairs left                                                        ▲
+      │          ▼                                                                              │
+      └─(no code)─▶ repair ──▶ validate …   (repairs spent, LLM failure, duplicate, --no-probe) ─┘
 
 Every node is a plain async function of the state returning a partial update. LLM nodes retry
 transient faults with LangGraph's RetryPolicy; a fault that persists reaches the node's error
 handler, which ends the environment as an `llm_failure` with the reason. A SQLite checkpointer
 saves every step (durability "sync"), so an interrupted synthesis resumes where it stopped: the
 finished LLM calls, including each finished solver probe, are not made again.
+
+The novelty step runs before the solver probe: embedding a few sample questions costs
+milliseconds, the probe costs `5 × probe_instances` LLM calls, so a duplicate is caught before
+they are spent. Two environments of the same job may be judged at the same time, so the verdict
+checks once more, against everything accepted meanwhile, before it accepts.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import dataclasses
 import operator
 import uuid
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
 from resyn.agents import author, solver
@@ -31,9 +40,10 @@ from resyn.agents.author import Authored
 from resyn.agents.exemplars import choose_exemplars, source_constants
 from resyn.agents.llm import Reply, is_transient
 from resyn.contract import DIFFICULTIES, SampledInstance, ValidationReport
-from resyn.graph.runtime import SynthesisRuntime
+from resyn.graph.runtime import SynthesisRuntime, open_checkpointer
 from resyn.graph.verdict import pass_rates, probe_verdict
 from resyn.memory.library import EnvironmentRecord
+from resyn.memory.novelty import novelty_text
 from resyn.tools.sampler import SampleError, sample_in_kernel
 from resyn.tools.scoring import score_in_kernel
 
@@ -55,6 +65,8 @@ class SynthesisState(TypedDict, total=False):
     probe_instances: list[dict[str, Any]]
     answers: Annotated[list[dict[str, Any]], operator.add]
     pass_rates: dict[str, float]
+    novelty_vector: list[float] | None
+    contamination: dict[str, Any] | None
     status: str
     reason: str
     usage: Annotated[dict[str, int], add_usage]
@@ -125,6 +137,26 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
             return {"status": "invalid", "reason": f"the probe could not sample instances: {error}"}
         return {"probe_instances": [instance.model_dump() for instance in instances]}
 
+    async def novelty(state: SynthesisState) -> dict[str, Any]:
+        if state.get("status") or runtime.novelty is None:
+            return {}
+        constants = source_constants(state["source"])
+        questions = [instance["question"] for instance in state["probe_instances"]]
+        text = novelty_text(
+            constants.get("NAME"),
+            constants.get("DESCRIPTION"),
+            _spread(questions, settings.expansion.novelty_questions),
+        )
+        vector = await asyncio.to_thread(runtime.novelty.embed, text)
+        update: dict[str, Any] = {"novelty_vector": vector.tolist()}
+        duplicate = _duplicate_reason(runtime, vector)
+        if duplicate:
+            update |= {"status": "duplicate", "reason": duplicate}
+        elif runtime.contamination is not None:
+            match = await asyncio.to_thread(runtime.contamination.check, questions)
+            update["contamination"] = dataclasses.asdict(match) if match else None
+        return update
+
     def fan_out_probes(state: SynthesisState) -> list[Send] | str:
         if state.get("status"):
             return "verdict"
@@ -166,9 +198,18 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
         return {"pass_rates": pass_rates(by_level)}
 
     async def verdict(state: SynthesisState) -> dict[str, Any]:
+        import numpy as np
+
         status, reason = _decide(state, runtime)
+        vector = state.get("novelty_vector")
+        vector = np.asarray(vector, dtype=np.float32) if vector is not None else None
+        if status == "accepted" and vector is not None:
+            duplicate = _duplicate_reason(runtime, vector)  # accepted by a sibling since the novelty step
+            if duplicate:
+                status, reason = "duplicate", duplicate
         report = ValidationReport.model_validate(state["report"]) if state.get("report") else None
         constants = source_constants(state.get("source") or "")
+        accepted = status == "accepted"
         runtime.library.finish(
             state["environment_id"],
             status=status,
@@ -179,7 +220,11 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
             usage=state.get("usage", {}),
             name=constants.get("NAME"),
             description=constants.get("DESCRIPTION"),
+            embedding=vector.tobytes() if accepted and vector is not None else None,
+            contamination=state.get("contamination") if accepted else None,
         )
+        if accepted and vector is not None and runtime.novelty is not None:
+            runtime.novelty.remember(state["environment_id"], vector)
         return {"status": status, "reason": reason}
 
     def llm_failed(_state: SynthesisState, error: NodeError) -> Command:
@@ -202,6 +247,7 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
     graph.add_node("repair", repair, retry_policy=retry, error_handler=llm_failed)
     graph.add_node("validate", validate)
     graph.add_node("sample_probe", sample_probe)
+    graph.add_node("novelty", novelty)
     graph.add_node("solve", solve, retry_policy=retry, error_handler=solve_failed)
     graph.add_node("score_probe", score_probe)
     graph.add_node("verdict", verdict)
@@ -209,11 +255,34 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
     graph.add_conditional_edges("draft", _after_authoring, ["validate", "repair", "verdict"])
     graph.add_conditional_edges("repair", _after_authoring, ["validate", "repair", "verdict"])
     graph.add_conditional_edges("validate", _after_validation, ["sample_probe", "repair", "verdict"])
-    graph.add_conditional_edges("sample_probe", fan_out_probes, ["solve", "verdict"])
+    graph.add_edge("sample_probe", "novelty")
+    graph.add_conditional_edges("novelty", fan_out_probes, ["solve", "verdict"])
     graph.add_edge("solve", "score_probe")
     graph.add_conditional_edges("score_probe", _after_scoring, ["verdict", END])
     graph.add_edge("verdict", END)
     return graph
+
+
+def _spread(items: list[str], count: int) -> list[str]:
+    """`count` items spread evenly over the list (the probe's questions run from easy to hard)."""
+    if count <= 0 or not items:
+        return []
+    if count >= len(items):
+        return list(items)
+    step = (len(items) - 1) / max(count - 1, 1)
+    return [items[round(position * step)] for position in range(count)]
+
+
+def _duplicate_reason(runtime: SynthesisRuntime, vector: Any) -> str | None:
+    if runtime.novelty is None:
+        return None
+    threshold = runtime.settings.expansion.duplicate_threshold
+    neighbour = runtime.novelty.nearest(vector)
+    if neighbour is None or neighbour.similarity < threshold:
+        return None
+    name = runtime.library.get(neighbour.environment_id).name or "unnamed"
+    similarity = neighbour.similarity
+    return f"duplicate of {neighbour.environment_id} ({name}): cosine {similarity:.3f} ≥ {threshold}"
 
 
 def _repairs_left(state: SynthesisState) -> bool:
@@ -272,6 +341,23 @@ def _describe(error: BaseException) -> str:
 Updates = Callable[[str, dict[str, Any]], None]
 
 
+def _compiled(runtime: SynthesisRuntime, saver: BaseCheckpointSaver) -> CompiledStateGraph:
+    """One compiled graph per runtime and checkpointer: a job of thousands compiles it once."""
+    if runtime.compiled is None or runtime.compiled.checkpointer is not saver:
+        runtime.compiled = build_synthesis_graph(runtime).compile(checkpointer=saver)
+    return runtime.compiled
+
+
+@contextlib.asynccontextmanager
+async def _checkpointer(runtime: SynthesisRuntime) -> AsyncIterator[BaseCheckpointSaver]:
+    """The runtime's shared checkpointer, or one of its own for a runtime built without one."""
+    if runtime.checkpointer is not None:
+        yield runtime.checkpointer
+        return
+    async with open_checkpointer(runtime.settings) as saver:
+        yield saver
+
+
 class NothingToResume(LookupError):
     """`--resume ID` named a synthesis with no saved progress."""
 
@@ -284,14 +370,14 @@ async def synthesize(
     probe: bool = True,
     max_repairs: int | None = None,
     on_update: Updates | None = None,
+    job: str | None = None,
 ) -> EnvironmentRecord:
     """Run one synthesis to its verdict, or resume the one with `environment_id` where it stopped.
 
     `on_update(node, update)` is called after every step (the CLI's live progress).
     """
-    checkpoints = runtime.settings.data_dir / "checkpoints.sqlite"
-    async with AsyncSqliteSaver.from_conn_string(str(checkpoints)) as saver:
-        app = build_synthesis_graph(runtime).compile(checkpointer=saver)
+    async with _checkpointer(runtime) as saver:
+        app = _compiled(runtime, saver)
         environment_id = environment_id or uuid.uuid4().hex[:12]
         config: RunnableConfig = {"configurable": {"thread_id": environment_id}}
         saved = await app.aget_state(config)
@@ -307,6 +393,7 @@ async def synthesize(
                 topic,
                 runtime.model_name("author"),
                 runtime.model_name("solver") if probe else None,
+                job=job,
             )
             start = {
                 "environment_id": environment_id,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import sqlite3
 import time
 from pathlib import Path
@@ -17,8 +18,20 @@ from typing import Any
 from pydantic import BaseModel
 
 from resyn.contract import ValidationReport
+from resyn.memory.topics import TopicCounts
 
-STATUSES = ("running", "accepted", "invalid", "unsolvable", "too_easy", "inverted", "llm_failure")
+STATUSES = (
+    "running",
+    "accepted",
+    "invalid",
+    "unsolvable",
+    "too_easy",
+    "inverted",
+    "duplicate",
+    "llm_failure",
+    "error",  # resyn itself failed on this environment (a bug, not the author's fault); the reason says why
+)
+FINISHED = tuple(status for status in STATUSES if status != "running")
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS environments (
@@ -40,6 +53,15 @@ CREATE TABLE IF NOT EXISTS environments (
     created REAL NOT NULL,
     updated REAL NOT NULL
 );
+CREATE TABLE IF NOT EXISTS jobs (
+    name TEXT PRIMARY KEY,
+    options TEXT NOT NULL,
+    status TEXT NOT NULL,
+    stop_reason TEXT NOT NULL DEFAULT '',
+    pid INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS attempts (
     environment_id TEXT NOT NULL REFERENCES environments(id),
     number INTEGER NOT NULL,
@@ -52,6 +74,13 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 CREATE INDEX IF NOT EXISTS environments_by_status ON environments(status);
 """
+
+# Columns added after the first release; older libraries get them on open.
+_ADDED_COLUMNS = {
+    "job": "TEXT",  # the expansion job that made it, if any
+    "embedding": "BLOB",  # novelty vector (float32) of an accepted environment; FAISS is rebuilt from it
+    "contamination": "TEXT",  # JSON of the benchmark question it nearly duplicates, if flagged
+}
 
 
 class EnvironmentRecord(BaseModel):
@@ -70,6 +99,18 @@ class EnvironmentRecord(BaseModel):
     input_tokens: int
     output_tokens: int
     path: str | None
+    job: str | None = None
+    contamination: dict[str, Any] | None = None
+    created: float
+    updated: float
+
+
+class JobRecord(BaseModel):
+    name: str
+    options: dict[str, Any]
+    status: str  # running, interrupted, finished
+    stop_reason: str
+    pid: int | None
     created: float
     updated: float
 
@@ -102,18 +143,29 @@ class Library:
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.executescript(_SCHEMA)
+        present = {row["name"] for row in self._db.execute("PRAGMA table_info(environments)")}
+        for column, kind in _ADDED_COLUMNS.items():
+            if column not in present:
+                self._db.execute(f"ALTER TABLE environments ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
 
-    def start(self, environment_id: str, topic: str, author_model: str, solver_model: str | None) -> None:
+    def start(
+        self,
+        environment_id: str,
+        topic: str,
+        author_model: str,
+        solver_model: str | None,
+        job: str | None = None,
+    ) -> None:
         """Record a synthesis that has begun (a resumed one keeps its row)."""
         now = time.time()
         self._db.execute(
             "INSERT OR IGNORE INTO environments"
-            " (id, topic, status, author_model, solver_model, created, updated)"
-            " VALUES (?, ?, 'running', ?, ?, ?, ?)",
-            (environment_id, topic, author_model, solver_model, now, now),
+            " (id, topic, status, author_model, solver_model, job, created, updated)"
+            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
+            (environment_id, topic, author_model, solver_model, job, now, now),
         )
 
     def record_attempt(
@@ -150,6 +202,8 @@ class Library:
         usage: dict[str, int],
         name: str | None = None,
         description: str | None = None,
+        embedding: bytes | None = None,
+        contamination: dict[str, Any] | None = None,
     ) -> EnvironmentRecord:
         """Store the verdict; an accepted environment is also written out as a `.py` file."""
         if status not in STATUSES:
@@ -162,7 +216,8 @@ class Library:
             path = str(file)
         self._db.execute(
             "UPDATE environments SET status=?, reason=?, source=?, source_hash=?, report=?, pass_rates=?,"
-            " input_tokens=?, output_tokens=?, name=?, description=?, path=?, updated=? WHERE id=?",
+            " input_tokens=?, output_tokens=?, name=?, description=?, path=?, embedding=?, contamination=?,"
+            " updated=? WHERE id=?",
             (
                 status,
                 reason,
@@ -175,6 +230,8 @@ class Library:
                 name,
                 description,
                 path,
+                embedding,
+                json.dumps(contamination) if contamination else None,
                 time.time(),
                 environment_id,
             ),
@@ -201,6 +258,71 @@ class Library:
         rows = self._db.execute(query + " ORDER BY created", arguments).fetchall()
         return [_environment(row) for row in rows]
 
+    def accepted_embeddings(self) -> list[tuple[int, str, bytes]]:
+        """(row number, id, vector bytes) of every accepted environment with a novelty vector."""
+        rows = self._db.execute(
+            "SELECT rowid, id, embedding FROM environments"
+            " WHERE status = 'accepted' AND embedding IS NOT NULL"
+        ).fetchall()
+        return [(row["rowid"], row["id"], row["embedding"]) for row in rows]
+
+    def id_of_row(self, rowid: int) -> str:
+        return self._db.execute("SELECT id FROM environments WHERE rowid = ?", (rowid,)).fetchone()["id"]
+
+    def row_of(self, environment_id: str) -> int:
+        row = self._db.execute("SELECT rowid FROM environments WHERE id = ?", (environment_id,)).fetchone()
+        return row[0]
+
+    def topic_tallies(self) -> dict[str, TopicCounts]:
+        """Per topic, over every finished environment in the workspace (all jobs)."""
+        tallies: dict[str, TopicCounts] = {}
+        rows = self._db.execute(
+            "SELECT topic, status FROM environments WHERE status != 'running' ORDER BY created, rowid"
+        )
+        for row in rows:
+            tally = tallies.setdefault(row["topic"], TopicCounts())
+            tally.attempts += 1
+            if row["status"] == "accepted":
+                tally.accepted += 1
+                tally.failure_streak = 0
+            else:
+                tally.rejections[row["status"]] = tally.rejections.get(row["status"], 0) + 1
+                tally.failure_streak += 1
+        return tallies
+
+    def job_counts(self, job: str) -> dict[str, int]:
+        """Environments of one job by status, plus the tokens they used."""
+        counts = {status: 0 for status in STATUSES}
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o"
+            " FROM environments WHERE job = ? GROUP BY status",
+            (job,),
+        )
+        counts["input_tokens"] = counts["output_tokens"] = 0
+        for row in rows:
+            counts[row["status"]] = row["n"]
+            counts["input_tokens"] += row["i"] or 0
+            counts["output_tokens"] += row["o"] or 0
+        return counts
+
+    def save_job(self, name: str, options: dict[str, Any], status: str, stop_reason: str = "") -> None:
+        """Create or update a job's record; the pid says which process runs it now."""
+        now = time.time()
+        self._db.execute(
+            "INSERT INTO jobs (name, options, status, stop_reason, pid, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT(name) DO UPDATE SET"
+            " options=excluded.options, status=excluded.status, stop_reason=excluded.stop_reason,"
+            " pid=excluded.pid, updated=excluded.updated",
+            (name, json.dumps(options), status, stop_reason, os.getpid(), now, now),
+        )
+
+    def job(self, name: str) -> JobRecord | None:
+        row = self._db.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+        return _job(row) if row else None
+
+    def jobs(self) -> list[JobRecord]:
+        return [_job(row) for row in self._db.execute("SELECT * FROM jobs ORDER BY created")]
+
     def attempts(self, environment_id: str) -> list[AttemptRecord]:
         rows = self._db.execute(
             "SELECT * FROM attempts WHERE environment_id = ? ORDER BY number", (environment_id,)
@@ -224,6 +346,14 @@ def _report(text: str | None) -> ValidationReport | None:
 
 def _environment(row: sqlite3.Row) -> EnvironmentRecord:
     values: dict[str, Any] = dict(row)
+    values.pop("embedding", None)
     values["report"] = _report(values["report"])
     values["pass_rates"] = json.loads(values["pass_rates"]) if values["pass_rates"] else None
+    values["contamination"] = json.loads(values["contamination"]) if values.get("contamination") else None
     return EnvironmentRecord(**values)
+
+
+def _job(row: sqlite3.Row) -> JobRecord:
+    values: dict[str, Any] = dict(row)
+    values["options"] = json.loads(values["options"])
+    return JobRecord(**values)

@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from resyn.commands.expand import expand, jobs
 from resyn.commands.library import library_app
 from resyn.commands.synthesize import synthesize
 from resyn.console import console, fail_usage, print_error
@@ -22,6 +23,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.command()(synthesize)
+app.command()(expand)
+app.command()(jobs)
 app.add_typer(library_app, name="library")
 
 

@@ -1,6 +1,6 @@
 """The model factory: one `ChatOpenAI` per role, on whatever OpenAI-compatible endpoint is set.
 
-Roles (author, solver, later scout) resolve their endpoint from the settings: per-role overrides
+Roles (author, solver, scout) resolve their endpoint from the settings: per-role overrides
 (RESYN_AUTHOR_*, RESYN_SOLVER_*) over the shared defaults (RESYN_LLM_*). With no base URL at all
 the embedded model is started and used through the very same client. Endpoints with the same URL
 share one concurrency limiter, so RESYN_LLM_MAX_CONCURRENCY bounds what the endpoint sees.
@@ -15,8 +15,6 @@ from langchain_openai import ChatOpenAI
 from resyn.agents.llm import ChatEndpoint
 from resyn.embedded import EMBEDDED_MODEL, EmbeddedServer
 from resyn.settings import Settings
-
-ROLES = ("author", "solver")
 
 
 class ModelConfigError(ValueError):
@@ -44,9 +42,9 @@ class ModelFactory:
             self._endpoints[role] = self._build(role)
         return self._endpoints[role]
 
-    def _limiter(self, base_url: str) -> asyncio.Semaphore:
+    def _limiter(self, base_url: str, slots: int | None = None) -> asyncio.Semaphore:
         if base_url not in self._limiters:
-            self._limiters[base_url] = asyncio.Semaphore(self.settings.llm.max_concurrency)
+            self._limiters[base_url] = asyncio.Semaphore(slots or self.settings.llm.max_concurrency)
         return self._limiters[base_url]
 
     def check(self, role: str) -> None:
@@ -70,6 +68,8 @@ class ModelFactory:
             max_tokens = min(
                 resolved.max_tokens or self.settings.embedded.max_tokens, self.settings.embedded.max_tokens
             )
+            # one request at a time: the embedded server runs one generation at a time anyway, and
+            # requests queued behind it would run into their timeouts
             chat = ChatOpenAI(
                 base_url=self.embedded.base_url,
                 api_key="embedded",
@@ -78,7 +78,7 @@ class ModelFactory:
                 extra_body={"max_tokens": max_tokens},
                 **common,
             )
-            return ChatEndpoint(role, EMBEDDED_MODEL, chat, self._limiter("embedded"), embedded=True)
+            return ChatEndpoint(role, EMBEDDED_MODEL, chat, self._limiter("embedded", 1), embedded=True)
         chat = ChatOpenAI(
             base_url=resolved.base_url,
             api_key=resolved.api_key or "not-needed",  # vLLM, Ollama and llama.cpp take any key

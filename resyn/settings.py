@@ -154,6 +154,7 @@ class Settings(BaseSettings):
     llm: LLMSettings = LLMSettings()
     author: RoleSettings = RoleSettings()
     solver: RoleSettings = RoleSettings()
+    scout: RoleSettings = RoleSettings()
     embedded: EmbeddedSettings = EmbeddedSettings()
     synthesis: SynthesisSettings = SynthesisSettings()
     expansion: ExpansionSettings = ExpansionSettings()

@@ -67,7 +67,14 @@ STATUS_STYLES = {
     "accepted": "green",
     "running": "cyan",
     "invalid": "red",
+    "error": "red",
     "llm_failure": "magenta",
+    "job": "bold",
+    "start": "cyan",
+    "scout": "blue",
+    "round": "bold",
+    "stop": "bold",
+    "dropped": "dim",
 }
 
 
@@ -128,6 +135,18 @@ def environment_panel(record: EnvironmentRecord) -> Panel:
         rows.add_row(
             "pass rates", " ".join(f"d{level}={rate:.2f}" for level, rate in record.pass_rates.items())
         )
+    if record.contamination:
+        flag = record.contamination
+        rows.add_row(
+            "contamination",
+            Text(
+                f"near {flag['benchmark']}/{flag['task']} #{flag['example']} (cosine {flag['similarity']}): "
+                f"{flag['snippet']}",
+                style="red",
+            ),
+        )
+    if record.job:
+        rows.add_row("job", Text(record.job))
     rows.add_row("models", Text(f"author {record.author_model} · solver {record.solver_model or '-'}"))
     rows.add_row("tokens", _tokens(record.model_dump()))
     if record.path:

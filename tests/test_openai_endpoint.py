@@ -12,60 +12,32 @@ import re
 import sqlite3
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
+from fake_openai import FakeOpenAI
 
 VALID = (Path(__file__).parent / "fixtures" / "valid_minimal.py").read_text()
 
 
-class FakeOpenAIHandler(BaseHTTPRequestHandler):
-    """POST /v1/chat/completions → a canned completion chosen by the prompt."""
-
-    seen: ClassVar[list[dict]] = []
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        FakeOpenAIHandler.seen.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
-        prompt = body["messages"][-1]["content"]
-        if "environment" in body["messages"][0]["content"]:
-            content = f"```python\n{VALID}```"
-        else:
-            numbers = re.findall(r"-?\d+", prompt.split("?")[0])
-            content = f"<answer>{sum(map(int, numbers)) if len(numbers) <= 8 else 0}</answer>"
-        reply = {
-            "id": "chatcmpl-fake",
-            "object": "chat.completion",
-            "created": 0,
-            "model": body["model"],
-            "choices": [
-                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
-            ],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 20, "total_tokens": 120},
-        }
-        payload = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(payload)))
-        self.end_headers()
-        self.wfile.write(payload)
-
-    def log_message(self, *_args: object) -> None:
-        pass
+def canned(messages: list[dict]) -> str:
+    """The author gets the valid fixture; the solver solves lists of up to 8 numbers."""
+    if "environment" in messages[0]["content"]:
+        return f"```python\n{VALID}```"
+    numbers = re.findall(r"-?\d+", messages[-1]["content"].split("?")[0])
+    return f"<answer>{sum(map(int, numbers)) if len(numbers) <= 8 else 0}</answer>"
 
 
 @pytest.fixture
-def fake_endpoint() -> Iterator[str]:
-    FakeOpenAIHandler.seen = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), FakeOpenAIHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}/v1"
-    server.shutdown()
+def fake_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(canned) as server:
+        yield server
+
+
+@pytest.fixture
+def fake_endpoint(fake_server: FakeOpenAI) -> str:
+    return fake_server.url
 
 
 def resyn(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -74,7 +46,7 @@ def resyn(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_synthesize_talks_to_an_openai_compatible_endpoint(
-    fake_endpoint: str, tmp_path: Path, fake_api_key: str
+    fake_server: FakeOpenAI, fake_endpoint: str, tmp_path: Path, fake_api_key: str
 ) -> None:
     endpoint = {
         "RESYN_LLM_BASE_URL": fake_endpoint,
@@ -91,7 +63,7 @@ def test_synthesize_talks_to_an_openai_compatible_endpoint(
     assert record["input_tokens"] == 100 * (1 + 5 * 2)
     assert Path(record["path"]).read_text() == VALID
 
-    requests = FakeOpenAIHandler.seen
+    requests = fake_server.requests
     assert {request["path"] for request in requests} == {"/v1/chat/completions"}
     assert requests[0]["auth"] == f"Bearer {fake_api_key}"  # the key goes to the endpoint, and nowhere else
     for stored in tmp_path.rglob("*"):

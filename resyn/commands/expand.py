@@ -1,0 +1,173 @@
+"""`resyn expand` (the long job) and `resyn jobs` (what jobs this workspace has)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from resyn.console import console, errors, fail_usage, print_error
+
+_ROLES = ("author", "solver", "scout")
+
+
+def expand(
+    seed_topics: Annotated[
+        str | None,
+        typer.Option(help='comma-separated topics to start from: "logic puzzles, scheduling"'),
+    ] = None,
+    target: Annotated[int | None, typer.Option(min=1, help="accepted environments to reach")] = None,
+    concurrency: Annotated[int | None, typer.Option(min=1, help="environments in flight at once")] = None,
+    max_tokens: Annotated[int | None, typer.Option(min=1, help="stop after this many LLM tokens")] = None,
+    max_hours: Annotated[float | None, typer.Option(min=0.0001, help="stop after this long running")] = None,
+    max_environments: Annotated[int | None, typer.Option(min=1, help="stop after trying this many")] = None,
+    job: Annotated[str | None, typer.Option(help="a name for the job (default: job-DATE-TIME)")] = None,
+    resume: Annotated[str | None, typer.Option(help="resume the job with this name")] = None,
+    benchmark_dir: Annotated[
+        Path | None, typer.Option(help="BBH/BBEH data to flag contaminated environments against")
+    ] = None,
+) -> None:
+    """Grow the library: scout topics, synthesize environments for them, keep the novel ones."""
+    from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
+    from resyn.graph.expansion import JobExists, JobOptions, UnknownJob, WorkspaceBusy
+    from resyn.graph.expansion import expand as run_expansion
+    from resyn.graph.runtime import open_runtime
+    from resyn.memory.contamination import BenchmarkDataMissing
+    from resyn.models import ModelConfigError, ModelFactory
+    from resyn.settings import Settings
+
+    new_job_options = (seed_topics, target, concurrency, max_tokens, max_hours, max_environments, job)
+    if resume is not None and any(option is not None for option in new_job_options):
+        raise fail_usage("--resume continues a job with its saved options; give only --resume JOB")
+    settings = Settings()
+    if benchmark_dir is not None:
+        if not benchmark_dir.is_dir():
+            raise fail_usage(f"no such directory: {benchmark_dir}")
+        settings.expansion.benchmark_dir = benchmark_dir
+    options = None
+    if resume is None:
+        topics = [topic.strip() for topic in (seed_topics or "").split(",") if topic.strip()]
+        if not topics:
+            raise fail_usage('give --seed-topics "topic, topic, …" (or --resume JOB)')
+        if target is None:
+            raise fail_usage("give --target N: how many accepted environments to reach")
+        options = JobOptions(
+            name=job or time.strftime("job-%Y%m%d-%H%M%S"),
+            seed_topics=topics,
+            target=target,
+            concurrency=concurrency or settings.expansion.concurrency,
+            max_tokens=max_tokens,
+            max_hours=max_hours,
+            max_environments=max_environments,
+        )
+    _check_job_name(settings.data_dir, resume, options.name if options else None)
+    factory = ModelFactory(settings)
+    try:
+        for role in _ROLES:
+            factory.check(role)
+    except ModelConfigError as error:
+        raise fail_usage(str(error)) from None
+    name = resume or options.name
+
+    async def run() -> tuple[JobOptions, str]:
+        from resyn.dashboard import Dashboard
+
+        async with open_runtime(settings) as runtime:
+            if runtime.models is not None and any(runtime.models.uses_embedded(role) for role in _ROLES):
+                errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
+            models = " · ".join(f"{role}: {runtime.model_name(role)}" for role in _ROLES)
+            saved = runtime.library.job(name)
+            goal = options.target if options else (saved.options["target"] if saved else 0)
+            with Dashboard(console, name, models, goal, runtime.library.job_counts(name)) as dashboard:
+                return await run_expansion(runtime, options, resume=resume, on_event=dashboard.on_event)
+
+    try:
+        finished_options, reason = asyncio.run(run())
+    except KeyboardInterrupt:
+        print_error(f"interrupted; resume with: resyn expand --resume {name}")
+        raise typer.Exit(130) from None
+    except (JobExists, UnknownJob, WorkspaceBusy, BenchmarkDataMissing) as error:
+        raise fail_usage(str(error).strip("'\"")) from None
+    except EmbeddedModelMissing as error:
+        print_error(str(error))
+        raise typer.Exit(1) from None
+    console.print(f"job {finished_options.name} stopped: {reason}", highlight=False, soft_wrap=True)
+
+
+def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False) -> None:
+    """The expansion jobs of this workspace, with their state and counts."""
+    from rich.table import Table
+
+    from resyn.memory.library import Library
+    from resyn.settings import Settings
+
+    library = Library(Settings().data_dir)
+    rows = []
+    for record in library.jobs():
+        counts = library.job_counts(record.name)
+        state = record.status
+        if state == "running" and not _alive(record.pid):
+            state = "stopped"  # killed, or the machine went down: resumable
+        rows.append(
+            {
+                "job": record.name,
+                "state": state,
+                "accepted": counts["accepted"],
+                "target": record.options["target"],
+                "tried": sum(count for key, count in counts.items() if not key.endswith("_tokens")),
+                "tokens": counts["input_tokens"] + counts["output_tokens"],
+                "stop_reason": record.stop_reason,
+                "updated": record.updated,
+            }
+        )
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    table = Table(title=f"jobs in {library.data_dir}")
+    for column in ("job", "state", "accepted", "tried", "tokens", "updated", "note"):
+        table.add_column(column)
+    for row in rows:
+        note = row["stop_reason"] if row["state"] == "finished" else ""
+        if row["state"] in ("interrupted", "stopped"):
+            note = f"resume: resyn expand --resume {row['job']}"
+        table.add_row(
+            row["job"],
+            row["state"],
+            f"{row['accepted']}/{row['target']}",
+            str(row["tried"]),
+            f"{row['tokens']:,}",
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["updated"])),
+            note,
+        )
+    console.print(table)
+
+
+def _check_job_name(data_dir: Path, resume: str | None, new_name: str | None) -> None:
+    """Fail fast, before kernels and models start, on a job name that cannot be used."""
+    from resyn.memory.library import Library
+
+    library = Library(data_dir)
+    try:
+        if resume is not None and library.job(resume) is None:
+            raise fail_usage(f"no job {resume!r} in {data_dir}")
+        if new_name is not None and library.job(new_name) is not None:
+            raise fail_usage(f"a job named {new_name!r} exists; resume it with --resume {new_name}")
+    finally:
+        library.close()
+
+
+def _alive(pid: int | None) -> bool:
+    if pid is None:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

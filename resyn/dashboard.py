@@ -1,0 +1,95 @@
+"""The live display of `resyn expand`: counts, tokens, rate, what is in flight, recent events.
+
+It is fed the job's events (the same ones written to the job's log file). On a terminal it
+redraws in place with rich's `Live`; elsewhere (CI, a pipe) it prints each event as a line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from resyn.memory.library import STATUSES
+from resyn.views import status_text
+
+_SHOWN_STATUSES = [status for status in STATUSES if status != "running"]
+_RECENT = 6
+
+
+class Dashboard:
+    def __init__(self, console: Console, job: str, models: str, target: int, counts: dict[str, int]) -> None:
+        self.console = console
+        self.job, self.models, self.target = job, models, target
+        self.counts = dict(counts)
+        self.accepted_at_start = counts.get("accepted", 0)
+        self.started = time.monotonic()
+        self.in_flight: dict[str, tuple[str, str]] = {}  # environment id -> (topic, stage)
+        self.recent: deque[Text] = deque(maxlen=_RECENT)
+        self.round = 0
+        self.live = Live(console=console, refresh_per_second=4, auto_refresh=True, transient=False)
+
+    def __enter__(self) -> Dashboard:
+        if self.console.is_terminal:
+            self.live.update(self.render())
+            self.live.__enter__()
+        else:
+            self.console.print(self.header(), soft_wrap=True)
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.console.is_terminal:
+            self.live.update(self.render())
+            self.live.__exit__(*exc_info)
+
+    def on_event(self, kind: str, data: dict[str, Any]) -> None:
+        identifier = data.get("environment_id")
+        if kind == "start":
+            self.in_flight[identifier] = (data["topic"], "draft")
+        elif kind == "stage" and identifier in self.in_flight:
+            self.in_flight[identifier] = (data["topic"], data["node"])
+        elif kind == "round":
+            self.counts = dict(data["counts"])
+            self.round += 1
+        elif "status" in data:
+            self.in_flight.pop(identifier, None)
+            self.counts[kind] = self.counts.get(kind, 0) + 1
+        if kind == "stage":
+            if self.console.is_terminal:
+                self.live.update(self.render())
+            return
+        line = Text.assemble((f"{time.strftime('%H:%M:%S')} ", "dim"), status_text(kind), f" {data['line']}")
+        self.recent.append(line)
+        if self.console.is_terminal:
+            self.live.update(self.render())
+        else:
+            self.console.print(line, soft_wrap=True, highlight=False)
+
+    def rate_per_hour(self) -> float:
+        hours = (time.monotonic() - self.started) / 3600
+        return (self.counts.get("accepted", 0) - self.accepted_at_start) / hours if hours > 0 else 0.0
+
+    def header(self) -> Text:
+        return Text(f"expand {self.job} · {self.models}", style="bold")
+
+    def render(self) -> Group:
+        counts = Text()
+        counts.append(f"accepted {self.counts.get('accepted', 0)}/{self.target}", style="bold green")
+        for status in _SHOWN_STATUSES[1:]:
+            counts.append(f" · {status.replace('_', ' ')} {self.counts.get(status, 0)}")
+        tokens = self.counts.get("input_tokens", 0) + self.counts.get("output_tokens", 0)
+        elapsed = time.monotonic() - self.started
+        status_line = Text(
+            f"tokens {tokens:,} · {self.rate_per_hour():.1f} accepted/h · "
+            f"{int(elapsed // 60)}:{int(elapsed % 60):02d} elapsed · in flight {len(self.in_flight)}",
+            style="dim",
+        )
+        flight = Table(box=None, show_header=False, padding=(0, 1))
+        for identifier, (topic, stage) in list(self.in_flight.items()):
+            flight.add_row(identifier, Text(topic, overflow="ellipsis"), Text(stage, style="cyan"))
+        return Group(self.header(), counts, status_line, flight, *self.recent)

@@ -1,0 +1,141 @@
+"""`resyn expand` as users run it: a real process, killed with SIGKILL or interrupted with Ctrl-C,
+then resumed. The models are the scripted world behind a loopback OpenAI-compatible server."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fake_openai import FakeOpenAI, scripted_world_reply
+
+JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", "6", "--concurrency", "3"]
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(scripted_world_reply, latency_s=0.1) as fake:
+        yield fake
+
+
+def environment(server: FakeOpenAI, data_dir: Path) -> dict[str, str]:
+    return {
+        **os.environ,
+        "RESYN_LLM_BASE_URL": server.url,
+        "RESYN_LLM_MODEL": "fake-openai-server",
+        "RESYN_DATA_DIR": str(data_dir),
+        "RESYN_SYNTHESIS_PROBE_INSTANCES": "3",
+    }
+
+
+def resyn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "resyn", *args]
+    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
+
+
+def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "resyn", *args]
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def wait_for_requests(server: FakeOpenAI, process: subprocess.Popen[str], count: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(server.requests) < count:
+        assert process.poll() is None, process.communicate()
+        assert time.monotonic() < deadline, "the job made too few LLM calls"
+        time.sleep(0.02)
+
+
+def accepted(data_dir: Path) -> list[tuple[str, str]]:
+    with sqlite3.connect(data_dir / "library.sqlite") as db:
+        return db.execute(
+            "SELECT id, topic FROM environments WHERE status = 'accepted' ORDER BY id"
+        ).fetchall()
+
+
+def statuses(data_dir: Path) -> list[str]:
+    with sqlite3.connect(data_dir / "library.sqlite") as db:
+        return [row[0] for row in db.execute("SELECT status FROM environments")]
+
+
+def job_state(env: dict[str, str], name: str) -> str:
+    listed = resyn(env, "jobs", "--json")
+    assert listed.returncode == 0, listed.stderr
+    return next(row["state"] for row in json.loads(listed.stdout) if row["job"] == name)
+
+
+def test_kill_9_then_resume_loses_nothing_and_repeats_no_finished_call(
+    server: FakeOpenAI, tmp_path: Path
+) -> None:
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    reference = resyn(environment(server, reference_dir), "expand", *JOB, "--job", "k")
+    assert reference.returncode == 0, reference.stderr
+    assert "target reached: 6 accepted" in reference.stdout
+    reference_calls = len(server.requests)
+
+    env = environment(server, killed_dir)
+    process = start(env, "expand", *JOB, "--job", "k")
+    wait_for_requests(server, process, reference_calls + 30)  # mid-job, mid-probe
+    # Calls in flight stay unanswered; those answered have a moment to reach the checkpoint (the
+    # write after an LLM reply takes milliseconds: a kill inside that window repeats that call).
+    server.hold()
+    time.sleep(1.0)
+    process.send_signal(signal.SIGKILL)
+    process.wait(timeout=30)
+    unfinished_at_kill = len(server.requests) - server.answered
+    server.release()
+    assert job_state(env, "k") == "stopped"
+
+    resumed = resyn(env, "expand", "--resume", "k")
+    assert resumed.returncode == 0, resumed.stderr
+    assert "target reached: 6 accepted" in resumed.stdout
+    assert accepted(killed_dir) == accepted(reference_dir)  # same environments, none lost or doubled
+    assert "running" not in statuses(killed_dir)
+    calls_with_the_kill = len(server.requests) - reference_calls
+    assert unfinished_at_kill > 0
+    assert calls_with_the_kill <= reference_calls + unfinished_at_kill
+    assert job_state(env, "k") == "finished"
+
+
+def test_ctrl_c_stops_cleanly_and_says_how_to_resume(server: FakeOpenAI, tmp_path: Path) -> None:
+    env = environment(server, tmp_path)
+    process = start(env, "expand", *JOB, "--job", "c")
+    wait_for_requests(server, process, 20)
+    process.send_signal(signal.SIGINT)
+    _stdout, stderr = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert stderr.strip().splitlines()[-1] == "error: interrupted; resume with: resyn expand --resume c"
+    assert job_state(env, "c") == "interrupted"
+
+    resumed = resyn(env, "expand", "--resume", "c")
+    assert resumed.returncode == 0, resumed.stderr
+    assert len(accepted(tmp_path)) == 6
+    log = (tmp_path / "jobs" / "c.log").read_text()
+    assert "resumed c" in log and "target reached: 6 accepted" in log
+
+
+def test_expand_usage_errors_are_one_line(tmp_path: Path) -> None:
+    env = {**os.environ, "RESYN_DATA_DIR": str(tmp_path)}
+    cases = {
+        ("expand", "--target", "3"): "give --seed-topics",
+        ("expand", "--seed-topics", "a, b"): "give --target N",
+        ("expand", "--resume", "x", "--target", "3"): "give only --resume JOB",
+        ("expand", "--resume", "nope"): "no job 'nope'",
+        ("expand", "--seed-topics", "a", "--target", "1", "--benchmark-dir", "/no/such"): "no such directory",
+    }
+    for args, message in cases.items():
+        done = resyn(env, *args)
+        assert done.returncode == 2, (args, done.stderr)
+        [line] = done.stderr.strip().splitlines()
+        assert line.startswith("error: ") and message in line, (args, line)
+    empty = resyn(env, "jobs", "--json")
+    assert empty.returncode == 0 and json.loads(empty.stdout) == []
