@@ -190,8 +190,9 @@ class Expansion:
                 batch = []  # scout first: a round at full width beats a thin one now
             elif not batch:
                 return {"stop_reason": "the frontier is empty: every topic is retired", "batch": []}
-            # scout alongside this round when the next one could not be filled
-            scouting = may_scout and self.topics.eligible_count(rule) < len(batch) + options.concurrency
+            # scout alongside this round when the next one could not be filled with untried topics
+            untried = self.topics.untried_count(exclude=picks)
+            scouting = may_scout and untried < options.concurrency
             return {"round": number, "batch": batch, "round_started": time.time(), "scouting": scouting}
 
         def fan_out(state: ExpansionState) -> list[Send] | str:

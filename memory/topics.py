@@ -226,9 +226,15 @@ class TopicGraph:
         ranked = sorted(range(len(rows)), key=lambda index: (-scores[index], rows[index]))
         return [self._names[rows[index]] for index in ranked[:count]]
 
-    def eligible_count(self, rule: FrontierSettings, exclude: Collection[str] = frozenset()) -> int:
-        """How many topics could still be picked; the caller scouts for more when this runs low."""
-        return len(self._eligible_rows(rule, exclude))
+    def untried_count(self, exclude: Collection[str] = frozenset()) -> int:
+        """Topics never attempted (and not in `exclude`): when these run low, the caller scouts for
+        more rather than going back to topics that already have environments."""
+        excluded = {self._rows.get(topic_key(name)) for name in exclude}
+        return sum(
+            1
+            for row in range(len(self))
+            if row not in excluded and self._counts.get(row, TopicCounts()).attempts == 0
+        )
 
     def _eligible_rows(self, rule: FrontierSettings, exclude: Collection[str]) -> list[int]:
         excluded = {self._rows.get(topic_key(name)) for name in exclude}

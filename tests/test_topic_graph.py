@@ -253,7 +253,7 @@ def test_topics_retire_after_max_attempts_or_a_failure_streak() -> None:
     )
 
     assert topics.frontier(3, RULE, unrelated) == ["open"]
-    assert topics.eligible_count(RULE) == 1
+    assert topics.untried_count() == 1
     assert topics.summary(RULE)["retired"] == 2
 
 
@@ -261,7 +261,8 @@ def test_in_flight_topics_are_excluded_by_normalised_name() -> None:
     topics = seeded("graph colouring", "sudoku")
 
     assert topics.frontier(2, RULE, unrelated, exclude={" Graph COLOURING"}) == ["sudoku"]
-    assert topics.eligible_count(RULE, exclude={"SUDOKU", "graph colouring"}) == 0
+    assert topics.untried_count(exclude={"SUDOKU", "graph colouring"}) == 0
+    assert topics.untried_count(exclude={"SUDOKU"}) == 1
     assert topics.frontier(2, RULE, unrelated, exclude={"SUDOKU", "graph colouring"}) == []
 
 
