@@ -12,6 +12,7 @@ import typer
 
 from resyn.commands.expand import expand, jobs
 from resyn.commands.library import library_app
+from resyn.commands.mcp import mcp
 from resyn.commands.synthesize import synthesize
 from resyn.console import console, fail_usage, print_error
 from resyn.contract import DIFFICULTIES
@@ -25,6 +26,7 @@ app = typer.Typer(
 app.command()(synthesize)
 app.command()(expand)
 app.command()(jobs)
+app.command()(mcp)
 app.add_typer(library_app, name="library")
 
 

@@ -139,6 +139,18 @@ class ExpansionSettings(BaseModel):
     frontier: FrontierSettings = FrontierSettings()
 
 
+class ToolSettings(BaseModel):
+    """The tools other agents call (LangChain tools, `resyn mcp`): what one caller may hold."""
+
+    max_sessions: int = Field(
+        4, ge=1, description="run_python sessions kept at once; a new one closes the least recently used"
+    )
+    session_idle_s: float = Field(600.0, gt=0, description="a run_python session unused this long is closed")
+    run_timeout_s: float = Field(30.0, gt=0, description="run_python's time limit when the caller names none")
+    max_run_timeout_s: float = Field(120.0, gt=0, description="the longest time limit run_python grants")
+    call_timeout_s: float = Field(300.0, gt=0, description="wall-clock limit of one call of any other tool")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="RESYN_",
@@ -158,6 +170,7 @@ class Settings(BaseSettings):
     embedded: EmbeddedSettings = EmbeddedSettings()
     synthesis: SynthesisSettings = SynthesisSettings()
     expansion: ExpansionSettings = ExpansionSettings()
+    tools: ToolSettings = ToolSettings()
 
     def model_for(self, role: str) -> ResolvedModel:
         override: RoleSettings = getattr(self, role)
