@@ -15,6 +15,8 @@ import openai
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
+from resyn import tracing
+
 
 @dataclass
 class ChatEndpoint:
@@ -53,15 +55,30 @@ def is_transient(error: BaseException) -> bool:
 
 
 async def ask(endpoint: ChatEndpoint, messages: list[BaseMessage]) -> Reply:
+    """One call; it is traced (messages, reply or error, tokens, latency) when a recorder listens."""
     async with endpoint.limiter:
-        started = time.perf_counter()
-        message = await endpoint.chat.ainvoke(messages)
+        started, clock = tracing.now(), time.perf_counter()
+        try:
+            message = await endpoint.chat.ainvoke(messages)
+        except Exception as error:
+            _trace(endpoint, messages, started, clock, {"error": f"{type(error).__name__}: {error}"[:500]})
+            raise
     usage = getattr(message, "usage_metadata", None) or {}
     text = message.content if isinstance(message.content, str) else str(message.content)
-    return Reply(
+    reply = Reply(
         text=text,
         model=endpoint.model_name,
         input_tokens=int(usage.get("input_tokens", 0)),
         output_tokens=int(usage.get("output_tokens", 0)),
-        seconds=round(time.perf_counter() - started, 3),
+        seconds=round(time.perf_counter() - clock, 3),
     )
+    _trace(endpoint, messages, started, clock, {"reply": text, **reply.usage()})
+    return reply
+
+
+def _trace(
+    endpoint: ChatEndpoint, messages: list[BaseMessage], started: float, clock: float, outcome: dict
+) -> None:
+    sent = [{"role": message.type, "content": str(message.content)} for message in messages]
+    data = {"role": endpoint.role, "model": endpoint.model_name, "messages": sent, **outcome}
+    tracing.record("llm_call", endpoint.role, started, time.perf_counter() - clock, data)

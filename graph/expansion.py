@@ -45,6 +45,7 @@ from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import add_usage, synthesize
 from resyn.memory.library import STATUSES
 from resyn.memory.topics import TopicGraph
+from resyn.tracing import TraceEvent
 
 T = TypeVar("T")
 Events = Callable[[str, dict[str, Any]], None]
@@ -110,8 +111,11 @@ class Expansion:
         self.process_started = time.time()
 
     def emit(self, kind: str, line: str, **data: Any) -> None:
-        """One event: a line in the job's log file, and a callback for the live display."""
+        """One event: a line in the job's log file and its trace, and a callback for the live display."""
         self.log.info("%-8s %s", kind, line)
+        if self.runtime.traces is not None:
+            traced = {"line": line, **{key: value for key, value in data.items() if key != "counts"}}
+            self.runtime.traces.add(TraceEvent("job", kind, time.time(), 0.0, traced, job=self.options.name))
         if self.on_event is not None:
             self.on_event(kind, {"line": line, **data})
 

@@ -22,6 +22,7 @@ from resyn.agents.llm import ChatEndpoint
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import NoveltyMemory
+from resyn.memory.traces import TraceStore
 from resyn.models import ModelFactory
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
@@ -44,6 +45,7 @@ class SynthesisRuntime:
     contamination: ContaminationGuard | None = None
     checkpointer: BaseCheckpointSaver | None = None
     compiled: Any = None  # the synthesis graph, compiled once (see graph.synthesis)
+    traces: TraceStore | None = None
 
     def endpoint(self, role: str) -> ChatEndpoint:
         if role not in self.endpoints:
@@ -94,6 +96,7 @@ async def open_runtime(
     library = Library(settings.data_dir)
     models = None if endpoints else ModelFactory(settings)
     novelty = NoveltyMemory(library, embedder)
+    traces = TraceStore(settings.data_dir)
     try:
         async with (
             KernelPool(settings.kernel) as pool,
@@ -110,9 +113,11 @@ async def open_runtime(
                 novelty=novelty,
                 contamination=contamination,
                 checkpointer=checkpointer,
+                traces=traces,
             )
     finally:
         novelty.save()
+        traces.close()
         if models is not None:
             models.close()
         library.close()

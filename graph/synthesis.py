@@ -22,10 +22,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import operator
+import time
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
@@ -35,6 +37,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, Send
 
+from resyn import tracing
 from resyn.agents import author, solver
 from resyn.agents.author import Authored
 from resyn.agents.exemplars import choose_exemplars, source_constants
@@ -46,6 +49,7 @@ from resyn.memory.library import EnvironmentRecord
 from resyn.memory.novelty import novelty_text
 from resyn.tools.sampler import SampleError, sample_in_kernel
 from resyn.tools.scoring import score_in_kernel
+from resyn.tools.validator import parent_secrets
 
 
 def add_usage(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
@@ -243,14 +247,14 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
         retry_on=is_transient,
     )
     graph = StateGraph(SynthesisState)
-    graph.add_node("draft", draft, retry_policy=retry, error_handler=llm_failed)
-    graph.add_node("repair", repair, retry_policy=retry, error_handler=llm_failed)
-    graph.add_node("validate", validate)
-    graph.add_node("sample_probe", sample_probe)
-    graph.add_node("novelty", novelty)
-    graph.add_node("solve", solve, retry_policy=retry, error_handler=solve_failed)
-    graph.add_node("score_probe", score_probe)
-    graph.add_node("verdict", verdict)
+    graph.add_node("draft", traced("draft", draft), retry_policy=retry, error_handler=llm_failed)
+    graph.add_node("repair", traced("repair", repair), retry_policy=retry, error_handler=llm_failed)
+    graph.add_node("validate", traced("validate", validate))
+    graph.add_node("sample_probe", traced("sample_probe", sample_probe))
+    graph.add_node("novelty", traced("novelty", novelty))
+    graph.add_node("solve", traced("solve", solve), retry_policy=retry, error_handler=solve_failed)
+    graph.add_node("score_probe", traced("score_probe", score_probe))
+    graph.add_node("verdict", traced("verdict", verdict))
     graph.add_edge(START, "draft")
     graph.add_conditional_edges("draft", _after_authoring, ["validate", "repair", "verdict"])
     graph.add_conditional_edges("repair", _after_authoring, ["validate", "repair", "verdict"])
@@ -261,6 +265,53 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
     graph.add_conditional_edges("score_probe", _after_scoring, ["verdict", END])
     graph.add_edge("verdict", END)
     return graph
+
+
+Node = Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]
+
+
+def traced(name: str, node: Node) -> Node:
+    """The node, recording one trace step (when, how long, what it decided) around each run."""
+
+    @functools.wraps(node)
+    async def run(state: dict[str, Any]) -> dict[str, Any]:
+        with tracing.in_step(name):
+            started, clock = tracing.now(), time.perf_counter()
+            try:
+                update = await node(state)
+            except Exception as error:
+                outcome = {"error": f"{type(error).__name__}: {error}"[:500]}
+                tracing.record("step", name, started, time.perf_counter() - clock, outcome)
+                raise
+            tracing.record("step", name, started, time.perf_counter() - clock, step_outcome(update))
+            return update
+
+    return run
+
+
+def step_outcome(update: dict[str, Any]) -> dict[str, Any]:
+    """What a trace keeps of a step's update: the decision, not the bulk (sources live in attempts)."""
+    outcome = {key: value for key, value in update.items() if key not in _BULKY}
+    if update.get("report"):
+        report = update["report"]
+        outcome["report"] = {
+            "valid": report["valid"],
+            "seconds": report.get("seconds"),
+            "failed": [
+                {"name": check["name"], "detail": check["detail"]}
+                for check in report["checks"]
+                if not check["passed"] and not check["skipped"]
+            ],
+        }
+    if update.get("probe_instances"):
+        outcome["instances"] = [
+            {key: instance[key] for key in ("seed", "difficulty", "question", "witness")}
+            for instance in update["probe_instances"]
+        ]
+    return outcome
+
+
+_BULKY = ("source", "novelty_vector", "probe_instances", "report")
 
 
 def _spread(items: list[str], count: int) -> list[str]:
@@ -349,6 +400,17 @@ def _compiled(runtime: SynthesisRuntime, saver: BaseCheckpointSaver) -> Compiled
 
 
 @contextlib.asynccontextmanager
+async def _recording(runtime: SynthesisRuntime, environment_id: str, job: str | None) -> AsyncIterator[None]:
+    """Trace this environment's steps, LLM calls and kernel runs into the runtime's trace store."""
+    if runtime.traces is None:
+        yield
+        return
+    recorder = tracing.Recorder(runtime.traces.add, environment_id, job, parent_secrets())
+    with tracing.recording(recorder):
+        yield
+
+
+@contextlib.asynccontextmanager
 async def _checkpointer(runtime: SynthesisRuntime) -> AsyncIterator[BaseCheckpointSaver]:
     """The runtime's shared checkpointer, or one of its own for a runtime built without one."""
     if runtime.checkpointer is not None:
@@ -376,9 +438,9 @@ async def synthesize(
 
     `on_update(node, update)` is called after every step (the CLI's live progress).
     """
-    async with _checkpointer(runtime) as saver:
+    environment_id = environment_id or uuid.uuid4().hex[:12]
+    async with _checkpointer(runtime) as saver, _recording(runtime, environment_id, job):
         app = _compiled(runtime, saver)
-        environment_id = environment_id or uuid.uuid4().hex[:12]
         config: RunnableConfig = {"configurable": {"thread_id": environment_id}}
         saved = await app.aget_state(config)
         if saved.values and not saved.next:

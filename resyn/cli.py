@@ -14,6 +14,7 @@ from resyn.commands.expand import expand, jobs
 from resyn.commands.library import library_app
 from resyn.commands.mcp import mcp
 from resyn.commands.synthesize import synthesize
+from resyn.commands.trace import trace
 from resyn.console import console, fail_usage, print_error
 from resyn.contract import DIFFICULTIES
 
@@ -26,6 +27,7 @@ app = typer.Typer(
 app.command()(synthesize)
 app.command()(expand)
 app.command()(jobs)
+app.command()(trace)
 app.command()(mcp)
 app.add_typer(library_app, name="library")
 

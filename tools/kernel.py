@@ -27,6 +27,7 @@ from typing import Any, Literal
 
 from jupyter_client import AsyncKernelManager
 
+from resyn import tracing
 from resyn.settings import KernelSettings
 
 Status = Literal["ok", "error", "timeout", "crashed", "limit"]
@@ -37,6 +38,8 @@ TRUNCATED_MIME = "application/vnd.resyn.truncated+json"
 KERNEL_DIR_PREFIX = "resyn-kernel-"  # in every kernel's argv (its connection file), to find strays
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LIVENESS_POLL_S = 0.25
+_TRACED_CODE_CHARS = 2000  # what a trace keeps of each execution: enough to see what ran
+_TRACED_OUTPUT_CHARS = 1000
 _LIMIT_ERRORS = ("MemoryError", "OutputLimitExceeded")
 SWALLOWED_TIMEOUT_EXIT = 71  # kernel_sandbox.SWALLOWED_TIMEOUT_EXIT
 _SANDBOX_SOURCE = resources.files("resyn.tools").joinpath("kernel_sandbox.py").read_text()
@@ -232,6 +235,11 @@ class Kernel:
         self.uses += 1
         if result.status in ("timeout", "crashed", "limit") or result.events:
             self.dirty = True
+        tracing.record("kernel", _traced_name(code), time.time() - result.duration, result.duration, {
+            "code": code[:_TRACED_CODE_CHARS], "status": result.status, "error": result.error,
+            "stdout": result.stdout[:_TRACED_OUTPUT_CHARS], "stderr": result.stderr[:_TRACED_OUTPUT_CHARS],
+            "events": result.events, "truncated": result.truncated, "pid": self.pid,
+        })  # fmt: skip
         return result
 
     def _absorb(self, message: dict, result: ExecutionResult, stdout: _Output, stderr: _Output) -> bool:
@@ -282,6 +290,13 @@ class Kernel:
                 ):
                     return
         await self.restart()
+
+
+def _traced_name(code: str) -> str:
+    """The harness function a `call` ran, else the code's first line."""
+    if "_resyn_sandbox." in code:
+        return code.split("_resyn_sandbox.")[-1].split("(")[0]
+    return code.strip().splitlines()[0][:80] if code.strip() else "(empty)"
 
 
 def sandbox_kernel_pids() -> list[int]:

@@ -1,0 +1,137 @@
+"""The trace store: every step, LLM call and kernel execution of every environment, in SQLite.
+
+Events go into `trace_events` in the library's file (`library.sqlite`) as they happen, one commit
+each, so a crash loses at most the step in flight. `environment_story` assembles what a person (or
+the web viewer) wants to see about one environment: its record, attempts with the diff between
+consecutive drafts, the timeline, the probe.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from resyn.memory.library import Library
+from resyn.tracing import TraceEvent
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS trace_events (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    environment_id TEXT,
+    job TEXT,
+    kind TEXT NOT NULL,
+    name TEXT NOT NULL,
+    step TEXT,
+    span TEXT,
+    started REAL NOT NULL,
+    seconds REAL NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trace_by_environment ON trace_events(environment_id, seq);
+CREATE INDEX IF NOT EXISTS trace_by_job ON trace_events(job, seq);
+"""
+
+
+class TraceStore:
+    def __init__(self, data_dir: Path) -> None:
+        Path(data_dir).mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(Path(data_dir) / "library.sqlite", isolation_level=None)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; no fsync per event
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    def add(self, event: TraceEvent) -> None:
+        self._db.execute(
+            "INSERT INTO trace_events (environment_id, job, kind, name, step, span, started, seconds, data)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                event.environment_id,
+                event.job,
+                event.kind,
+                event.name,
+                event.step,
+                event.span,
+                event.started,
+                event.seconds,
+                json.dumps(event.data, ensure_ascii=False, default=str),
+            ),
+        )
+
+    def events(self, environment_id: str) -> list[dict[str, Any]]:
+        """One environment's events in the order they started."""
+        rows = self._db.execute(
+            "SELECT * FROM trace_events WHERE environment_id = ? ORDER BY started, seq", (environment_id,)
+        )
+        return [_event(row) for row in rows]
+
+    def job_events(self, job: str) -> list[dict[str, Any]]:
+        """A job's own events (start, scout, rounds, verdicts, stop), not its environments' details."""
+        rows = self._db.execute(
+            "SELECT * FROM trace_events WHERE job = ? AND kind = 'job' ORDER BY started, seq", (job,)
+        )
+        return [_event(row) for row in rows]
+
+
+def _event(row: sqlite3.Row) -> dict[str, Any]:
+    values = dict(row)
+    values["data"] = json.loads(values["data"])
+    return values
+
+
+def source_diff(before: str | None, after: str | None, label: str) -> str:
+    """A unified diff between two versions of an environment ('' when either is missing)."""
+    if not before or not after:
+        return ""
+    lines = difflib.unified_diff(
+        before.splitlines(keepends=True), after.splitlines(keepends=True), "previous", label, n=2
+    )
+    return "".join(lines)
+
+
+def environment_story(library: Library, traces: TraceStore, environment_id: str) -> dict[str, Any]:
+    """Everything known about one environment, as JSON data (raises UnknownEnvironment)."""
+    record = library.get(environment_id)
+    attempts, previous = [], None
+    for attempt in library.attempts(record.id):
+        entry = attempt.model_dump(mode="json")
+        entry["diff"] = source_diff(previous, attempt.source, f"attempt {attempt.number}")
+        attempts.append(entry)
+        previous = attempt.source or previous
+    events = traces.events(record.id)
+    started = events[0]["started"] if events else record.created
+    for event in events:
+        event["offset"] = round(event["started"] - started, 3)
+    llm_calls = [event for event in events if event["kind"] == "llm_call"]
+    probe = next((e["data"] for e in events if e["kind"] == "step" and e["name"] == "sample_probe"), {})
+    return {
+        "environment": record.model_dump(mode="json"),
+        "attempts": attempts,
+        "events": events,
+        "steps": [event for event in events if event["kind"] == "step"],
+        "llm_calls": llm_calls,
+        "kernel": _kernel_summary([event for event in events if event["kind"] == "kernel"]),
+        "tokens": {
+            "input": sum(e["data"].get("input_tokens", 0) for e in llm_calls),
+            "output": sum(e["data"].get("output_tokens", 0) for e in llm_calls),
+        },
+        "probe": {"pass_rates": record.pass_rates, "instances": probe.get("instances", [])},
+    }
+
+
+def _kernel_summary(events: list[dict[str, Any]]) -> dict[str, Any]:
+    statuses: dict[str, int] = {}
+    for event in events:
+        statuses[event["data"].get("status", "?")] = statuses.get(event["data"].get("status", "?"), 0) + 1
+    return {
+        "executions": len(events),
+        "seconds": round(sum(event["seconds"] for event in events), 3),
+        "statuses": statuses,
+        "side_effects": [effect for event in events for effect in event["data"].get("events", [])],
+    }
