@@ -84,6 +84,12 @@ def brainstorm_messages(around: list[str], count: int) -> list:
 
 
 async def brainstorm(endpoint: ChatEndpoint, around: list[str], count: int, known: set[str]) -> Scouted:
-    """Up to `count` new topics near `around`, none equal (by name) to a `known` one."""
-    reply = await ask(endpoint, brainstorm_messages(around, count))
-    return Scouted(parse_topics(reply.text, known, limit=count), reply)
+    """Up to `count` new topics near `around`, none equal (by name) to a `known` one.
+
+    A topic that appears word for word in the prompt is an echo (of a listed topic or of the
+    prompt's own examples, which small models repeat), not a new one."""
+    messages = brainstorm_messages(around, count)
+    reply = await ask(endpoint, messages)
+    asked = " ".join(" ".join(str(message.content).split()) for message in messages).casefold()
+    topics = [topic for topic in parse_topics(reply.text, known) if normalise(topic) not in asked]
+    return Scouted(topics[:count], reply)

@@ -52,9 +52,12 @@ def gguf_path() -> Path:
 
 
 def _die_with_parent() -> None:
-    """Runs in the child before exec: Linux sends it SIGTERM when resyn dies, even by kill -9."""
+    """Runs in the child before exec: Linux kills it when resyn dies, even by kill -9.
+
+    SIGKILL, not SIGTERM: on SIGTERM uvicorn shuts down gracefully, waiting for the generation in
+    flight, whose client is gone; a server orphaned that way was still running minutes later."""
     with contextlib.suppress(OSError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 def _free_port() -> int:

@@ -139,6 +139,17 @@ def test_one_job_at_a_time_per_workspace(tmp_path: Path) -> None:
         pass
 
 
+async def test_the_scout_drops_echoes_of_its_own_prompt() -> None:
+    from resyn.agents.scout import brainstorm
+
+    echo = (
+        '["first topic", "second topic", "Interval scheduling with deadlines", "logic puzzles", "rail yards"]'
+    )
+    endpoint = endpoints(scout=lambda _messages: echo)["scout"]
+    scouted = await brainstorm(endpoint, ["logic puzzles"], count=5, known=set())
+    assert scouted.topics == ["rail yards"]
+
+
 @pytest.mark.parametrize(
     ("reply", "topics"),
     [
