@@ -114,6 +114,20 @@ class JobRecord(BaseModel):
     created: float
     updated: float
 
+    @property
+    def state(self) -> str:
+        """The status, except that a job marked running whose process is gone shows as `stopped`
+        (killed, or the machine went down): resumable."""
+        if self.status != "running" or self.pid is None:
+            return self.status
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return "stopped"
+        except PermissionError:
+            pass  # alive, under another user
+        return self.status
+
 
 class AttemptRecord(BaseModel):
     number: int

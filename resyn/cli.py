@@ -15,6 +15,7 @@ from resyn.commands.library import library_app
 from resyn.commands.mcp import mcp
 from resyn.commands.synthesize import synthesize
 from resyn.commands.trace import trace
+from resyn.commands.ui import ui
 from resyn.console import console, fail_usage, print_error
 from resyn.contract import DIFFICULTIES
 
@@ -29,6 +30,7 @@ app.command()(expand)
 app.command()(jobs)
 app.command()(trace)
 app.command()(mcp)
+app.command()(ui)
 app.add_typer(library_app, name="library")
 
 

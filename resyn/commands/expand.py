@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
 import time
 from pathlib import Path
 from typing import Annotated
@@ -110,9 +109,7 @@ def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON ar
     rows = []
     for record in library.jobs():
         counts = library.job_counts(record.name)
-        state = record.status
-        if state == "running" and not _alive(record.pid):
-            state = "stopped"  # killed, or the machine went down: resumable
+        state = record.state
         rows.append(
             {
                 "job": record.name,
@@ -159,15 +156,3 @@ def _check_job_name(data_dir: Path, resume: str | None, new_name: str | None) ->
             raise fail_usage(f"a job named {new_name!r} exists; resume it with --resume {new_name}")
     finally:
         library.close()
-
-
-def _alive(pid: int | None) -> bool:
-    if pid is None:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

@@ -1,0 +1,1 @@
+"""`resyn ui`: a local, read-only web viewer of a workspace's jobs, environments and traces."""
