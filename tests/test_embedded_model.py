@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,34 @@ def _read(path: Path) -> bytes:
         return path.read_bytes()
     except OSError:
         return b""
+
+
+@pytest.mark.slow
+def test_the_embedded_server_dies_with_a_killed_resyn(tmp_path: Path) -> None:
+    environment = {name: value for name, value in os.environ.items() if not name.startswith("RESYN_LLM_BASE")}
+    environment.update(RESYN_DATA_DIR=str(tmp_path))
+    command = [sys.executable, "-m", "resyn", "synthesize", "dependency sorting", "--max-repairs", "0"]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=environment)
+    try:
+        deadline = time.monotonic() + 120
+        while not _servers_of(process.pid):
+            assert process.poll() is None and time.monotonic() < deadline, "the embedded server never started"
+            time.sleep(0.2)
+        time.sleep(3)  # a generation is in flight
+        servers = _servers_of(process.pid)
+    finally:
+        process.kill()
+        process.wait()
+    deadline = time.monotonic() + 5
+    while any(Path(f"/proc/{pid}").exists() for pid in servers) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not any(Path(f"/proc/{pid}").exists() for pid in servers), "the embedded server outlived kill -9"
+
+
+def _servers_of(parent: int) -> list[int]:
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        text = _read(status).decode(errors="replace")
+        if f"PPid:\t{parent}\n" in text and b"llama_cpp.server" in _read(status.with_name("cmdline")):
+            found.append(int(status.parent.name))
+    return found
