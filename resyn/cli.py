@@ -10,9 +10,12 @@ from typing import Annotated
 
 import typer
 
+from resyn.commands.evaluate import eval_app
 from resyn.commands.expand import expand, jobs
+from resyn.commands.export import export
 from resyn.commands.library import library_app
 from resyn.commands.mcp import mcp
+from resyn.commands.report import report
 from resyn.commands.synthesize import synthesize
 from resyn.commands.trace import trace
 from resyn.commands.ui import ui
@@ -32,6 +35,9 @@ app.command()(trace)
 app.command()(mcp)
 app.command()(ui)
 app.add_typer(library_app, name="library")
+app.command()(export)
+app.command()(report)
+app.add_typer(eval_app, name="eval")
 
 
 def read_sources(paths: list[Path]) -> list[str]:

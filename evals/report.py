@@ -1,0 +1,325 @@
+"""`resyn report`: what the library's syntheses came to, from its environments and attempts.
+
+- **funnel**, in the order a synthesis runs: started → drafted (the author produced code) → valid
+  (every contract check) → novel (not a near-duplicate; checked before the probe, to spare its
+  LLM calls) → solvable (the probe's pass rates in band: not unsolvable, too easy or inverted) →
+  accepted. Each stage lists what was lost there, by status. A duplicate found by the verdict's
+  re-check (a sibling was accepted meanwhile) is lost at the last step.
+- **checks**: how often each contract check failed, in final reports and over all attempts, and
+  how many attempts a synthesis took.
+- **diversity**: each accepted environment's nearest neighbour (cosine of the stored novelty
+  vectors), and clusters — connected components of the graph joining environments at cosine ≥ the
+  threshold.
+- **difficulty profile**: mean probe pass rate by level, over accepted and over all probed environments.
+- **tokens**: what syntheses cost, and that cost per accepted environment.
+
+`render_html` draws the same as a self-contained page (inline SVG charts from matplotlib, no network).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from statistics import mean, median
+from typing import TYPE_CHECKING
+
+from resyn.contract import CHECK_NAMES, DIFFICULTIES
+from resyn.memory.library import EnvironmentRecord, Library
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from resyn.memory.embeddings import Embedder
+
+STAGES = ("started", "drafted", "valid", "novel", "solvable", "accepted")
+_PROBE_VERDICTS = ("unsolvable", "too_easy", "inverted")
+
+
+@dataclass
+class Stage:
+    name: str
+    count: int
+    lost: dict[str, int] = field(default_factory=dict)  # status → environments that stopped here
+
+
+@dataclass
+class Diversity:
+    threshold: float
+    nearest: dict[str, float]  # environment name → cosine to its nearest other accepted environment
+    clusters: list[list[str]]  # names, largest first; only clusters of two or more
+    singletons: int
+    embedded_now: int = 0  # accepted environments without a stored vector, embedded for this report
+
+
+@dataclass
+class CorpusReport:
+    statuses: dict[str, int]
+    funnel: list[Stage]
+    reasons: dict[str, str]  # status → its most recent reason, as an example
+    final_failed_checks: dict[str, int]
+    attempt_failed_checks: dict[str, int]
+    attempts: dict[str, float]  # mean attempts, first-draft valid share, …
+    difficulty: dict[int, tuple[float | None, float | None, int]]  # level → (accepted, probed, n accepted)
+    tokens: dict[str, float]
+    diversity: Diversity | None
+    seconds: float = 0.0
+
+
+def _stage_lost(record: EnvironmentRecord, has_code: bool) -> str | None:
+    """The stage at which a finished synthesis stopped; None when it was accepted."""
+    status = record.status
+    if status == "accepted":
+        return None
+    if not has_code:
+        return "drafted"
+    valid = record.report is not None and record.report.valid
+    if status == "invalid" or not valid:
+        return "valid"
+    if status == "duplicate":
+        return "novel" if record.pass_rates is None else "accepted"
+    return "solvable"  # unsolvable, too easy, inverted; a solver outage or an error after validity
+
+
+def build_report(
+    library: Library, embedder: Embedder | None = None, cluster_threshold: float = 0.75
+) -> CorpusReport:
+    """The report of everything finished in the library. Accepted environments without a stored
+    vector are embedded with `embedder` (loaded only if one is needed)."""
+    started = time.perf_counter()
+    records = [record for record in library.environments() if record.status != "running"]
+    attempts = {record.id: library.attempts(record.id) for record in records}
+    statuses = Counter(record.status for record in records)
+    lost_at: dict[str, Counter] = {stage: Counter() for stage in STAGES}
+    reasons: dict[str, str] = {}
+    for record in records:
+        has_code = bool(record.source) or any(attempt.source for attempt in attempts[record.id])
+        stage = _stage_lost(record, has_code)
+        reasons[record.status] = record.reason
+        if stage is not None:
+            lost_at[stage][record.status] += 1
+    funnel, remaining = [], len(records)
+    for stage in STAGES:
+        remaining -= sum(lost_at[stage].values())
+        funnel.append(Stage(stage, remaining, dict(lost_at[stage].most_common())))
+
+    final_failed: Counter = Counter()
+    attempt_failed: Counter = Counter()
+    for record in records:
+        if record.report is not None:
+            final_failed.update(check.name for check in record.report.failed() if not check.skipped)
+        for attempt in attempts[record.id]:
+            if attempt.report is not None:
+                attempt_failed.update(check.name for check in attempt.report.failed() if not check.skipped)
+    validated = [[a for a in attempts[record.id] if a.report is not None] for record in records]
+    firsts = [reports[0].report.valid for reports in validated if reports]
+    to_valid = [
+        next(number for number, attempt in enumerate(reports, 1) if attempt.report.valid)
+        for reports in validated
+        if any(attempt.report.valid for attempt in reports)
+    ]
+    attempt_stats = {
+        "mean attempts": mean(len(attempts[record.id]) for record in records) if records else 0.0,
+        "valid at the first draft": mean(firsts) if firsts else 0.0,
+        "validations to become valid": mean(to_valid) if to_valid else 0.0,
+    }
+
+    accepted = [record for record in records if record.status == "accepted"]
+    probed = [record for record in records if record.pass_rates]
+    difficulty = {}
+    for level in DIFFICULTIES:
+        ours = [r.pass_rates[str(level)] for r in accepted if r.pass_rates and str(level) in r.pass_rates]
+        every = [r.pass_rates[str(level)] for r in probed if str(level) in r.pass_rates]
+        difficulty[level] = (mean(ours) if ours else None, mean(every) if every else None, len(ours))
+
+    spent = sum(record.input_tokens + record.output_tokens for record in records)
+    tokens = {
+        "input": sum(record.input_tokens for record in records),
+        "output": sum(record.output_tokens for record in records),
+        "all syntheses per accepted environment": spent / len(accepted) if accepted else 0.0,
+        "an accepted environment's own synthesis": (
+            mean(r.input_tokens + r.output_tokens for r in accepted) if accepted else 0.0
+        ),
+    }
+    return CorpusReport(
+        statuses=dict(statuses.most_common()),
+        funnel=funnel,
+        reasons=reasons,
+        final_failed_checks={name: final_failed[name] for name in CHECK_NAMES if final_failed[name]},
+        attempt_failed_checks={name: attempt_failed[name] for name in CHECK_NAMES if attempt_failed[name]},
+        attempts=attempt_stats,
+        difficulty=difficulty,
+        tokens=tokens,
+        diversity=diversity(library, accepted, embedder, cluster_threshold),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+
+
+def diversity(
+    library: Library, accepted: list[EnvironmentRecord], embedder: Embedder | None, threshold: float
+) -> Diversity | None:
+    """Nearest-neighbour cosines and similarity clusters of the accepted environments (two or more)."""
+    if len(accepted) < 2:
+        return None
+    import networkx as nx
+    import numpy as np
+
+    stored = {environment_id: blob for _, environment_id, blob in library.accepted_embeddings()}
+    missing = [record for record in accepted if record.id not in stored]
+    vectors: dict[str, np.ndarray] = {
+        environment_id: np.frombuffer(blob, dtype=np.float32) for environment_id, blob in stored.items()
+    }
+    if missing:
+        from resyn.memory.novelty import novelty_text
+
+        if embedder is None:
+            from resyn.memory.embeddings import Embedder
+
+            embedder = Embedder()
+        texts = [novelty_text(record.name, record.description, []) for record in missing]
+        for record, row in zip(missing, embedder.embed(texts), strict=True):
+            vectors[record.id] = row
+    names = [record.name or record.id for record in accepted]
+    matrix = np.stack([vectors[record.id] for record in accepted]).astype(np.float32)
+    matrix /= np.linalg.norm(matrix, axis=1, keepdims=True).clip(min=1e-12)
+    cosines = matrix @ matrix.T
+    np.fill_diagonal(cosines, -1.0)
+    nearest = {name: round(float(cosines[row].max()), 4) for row, name in enumerate(names)}
+    graph = nx.Graph()
+    graph.add_nodes_from(range(len(names)))
+    rows, columns = np.nonzero(np.triu(cosines >= threshold, k=1))
+    graph.add_edges_from(zip(rows.tolist(), columns.tolist(), strict=True))
+    components = sorted(nx.connected_components(graph), key=lambda part: (-len(part), min(part)))
+    clusters = [sorted(names[node] for node in part) for part in components if len(part) > 1]
+    singletons = sum(1 for part in components if len(part) == 1)
+    return Diversity(threshold, nearest, clusters, singletons, embedded_now=len(missing))
+
+
+# --- HTML -------------------------------------------------------------------------------------
+
+
+def _svg(figure: object) -> str:
+    import matplotlib.pyplot as plt
+
+    buffer = io.StringIO()
+    figure.savefig(buffer, format="svg", bbox_inches="tight")  # type: ignore[attr-defined]
+    plt.close(figure)  # type: ignore[arg-type]
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]  # drop the XML prologue and doctype: inline SVG needs neither
+    return re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)  # RDF credits and a date
+
+
+def _charts(report: CorpusReport) -> list[tuple[str, str]]:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plt.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
+    plt.rcParams["svg.hashsalt"] = "resyn"  # the same report gives the same page
+    charts = []
+    figure, axes = plt.subplots(figsize=(7, 3))
+    axes.barh([stage.name for stage in report.funnel][::-1], [stage.count for stage in report.funnel][::-1])
+    axes.set_xlabel("environments")
+    charts.append(("Funnel", _svg(figure)))
+    if report.diversity is not None:
+        figure, axes = plt.subplots(figsize=(7, 3))
+        axes.hist(list(report.diversity.nearest.values()), bins=20, range=(0, 1))
+        axes.axvline(report.diversity.threshold, linestyle="--", color="grey")
+        axes.set_xlabel("cosine to the nearest other accepted environment")
+        axes.set_ylabel("environments")
+        charts.append(("Nearest-neighbour similarity", _svg(figure)))
+    levels = list(report.difficulty)
+    if any(accepted is not None for accepted, _, _ in report.difficulty.values()):
+        figure, axes = plt.subplots(figsize=(7, 3))
+        for column, label in ((0, "accepted"), (1, "all probed")):
+            values = [report.difficulty[level][column] for level in levels]
+            axes.plot(levels, [v if v is not None else float("nan") for v in values], marker="o", label=label)
+        axes.set_xticks(levels)
+        axes.set_ylim(0, 1)
+        axes.set_xlabel("difficulty")
+        axes.set_ylabel("mean probe pass rate")
+        axes.legend()
+        charts.append(("Difficulty profile", _svg(figure)))
+    return charts
+
+
+def _table(headers: list[str], rows: list[list[object]]) -> str:
+    head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in headers)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows
+    )
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _rate(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def render_html(report: CorpusReport, title: str = "resyn library report") -> str:
+    """One self-contained HTML page: tables and inline SVG charts, no scripts, nothing fetched."""
+    sections = [
+        "<h2>Funnel</h2>",
+        _table(
+            ["stage", "environments", "lost here"],
+            [
+                [stage.name, stage.count, ", ".join(f"{status} {n}" for status, n in stage.lost.items())]
+                for stage in report.funnel
+            ],
+        ),
+        "<h2>Rejections</h2>",
+        _table(
+            ["status", "environments", "example reason"],
+            [[status, count, report.reasons.get(status, "")] for status, count in report.statuses.items()],
+        ),
+        _table(
+            ["check", "final reports failing", "attempts failing"],
+            [
+                [name, report.final_failed_checks.get(name, 0), report.attempt_failed_checks.get(name, 0)]
+                for name in CHECK_NAMES
+                if name in report.final_failed_checks or name in report.attempt_failed_checks
+            ],
+        ),
+        _table(["attempts", ""], [[name, f"{value:.2f}"] for name, value in report.attempts.items()]),
+        "<h2>Difficulty profile</h2>",
+        _table(
+            ["level", "accepted: mean pass rate", "all probed: mean pass rate", "accepted environments"],
+            [[level, _rate(a), _rate(p), n] for level, (a, p, n) in report.difficulty.items()],
+        ),
+        "<h2>Tokens</h2>",
+        _table(["tokens", ""], [[name, f"{value:,.0f}"] for name, value in report.tokens.items()]),
+    ]
+    if report.diversity is not None:
+        nearest = list(report.diversity.nearest.values())
+        sections += [
+            "<h2>Diversity</h2>",
+            _table(
+                ["nearest-neighbour cosine", ""],
+                [
+                    ["min", f"{min(nearest):.3f}"],
+                    ["median", f"{median(nearest):.3f}"],
+                    ["max", f"{max(nearest):.3f}"],
+                ],
+            ),
+            f"<p>clusters at cosine ≥ {report.diversity.threshold}: {len(report.diversity.clusters)} "
+            f"(and {report.diversity.singletons} environments alone)</p>",
+            _table(["cluster", "environments"], [[len(c), ", ".join(c)] for c in report.diversity.clusters]),
+        ]
+    charts = "".join(
+        f"<figure><figcaption>{html.escape(name)}</figcaption>{svg}</figure>" for name, svg in _charts(report)
+    )
+    style = (
+        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+        "table{border-collapse:collapse;margin:.8rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;"
+        "text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1.5rem 0}"
+        "figcaption{font-weight:600}svg{max-width:100%;height:auto}"
+    )
+    return (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
+        f"<p>{sum(report.statuses.values())} finished syntheses, {report.funnel[-1].count} accepted.</p>"
+        f"{charts}{''.join(sections)}</body></html>\n"
+    )
