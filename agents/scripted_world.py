@@ -19,8 +19,9 @@ from langchain_core.messages import BaseMessage
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.scripted import ScriptedChatModel
 
-# the puzzle each canned environment asks, and how the fake solver answers it
-OPERATIONS: dict[str, Callable[[list[int]], int]] = {
+# The puzzles the canned environments ask: written once, as the source every environment carries,
+# and run here too, so the fake solver answers with the very same functions.
+_OPERATIONS_SOURCE = """OPERATIONS = {
     "sum": sum,
     "largest value": max,
     "smallest value": min,
@@ -28,6 +29,10 @@ OPERATIONS: dict[str, Callable[[list[int]], int]] = {
     "range (largest minus smallest)": lambda numbers: max(numbers) - min(numbers),
     "sum of the even numbers": lambda numbers: sum(number for number in numbers if number % 2 == 0),
 }
+"""
+_namespace: dict[str, dict[str, Callable[[list[int]], int]]] = {}
+exec(_OPERATIONS_SOURCE, _namespace)  # our own constant source, not model output
+OPERATIONS = _namespace["OPERATIONS"]
 SOLVED_UP_TO = 12  # the fake solver is right on lists this long or shorter (difficulties 1-3)
 
 _THINGS = [
@@ -62,15 +67,7 @@ NAME = "{_slug(topic)}-lists"
 TOPIC = {topic!r}
 DESCRIPTION = {description!r}
 
-OPERATIONS = {{
-    "sum": sum,
-    "largest value": max,
-    "smallest value": min,
-    "count of odd numbers": lambda numbers: sum(1 for number in numbers if number % 2),
-    "range (largest minus smallest)": lambda numbers: max(numbers) - min(numbers),
-    "sum of the even numbers": lambda numbers: sum(number for number in numbers if number % 2 == 0),
-}}
-
+{_OPERATIONS_SOURCE}
 
 def generate(seed: int, difficulty: int) -> dict:
     rng = random.Random(seed * 1000 + difficulty)
