@@ -109,6 +109,7 @@ class _Sandbox:
         self.events: list[dict[str, str]] = []
         self.installed = False
         self.environment: types.ModuleType | None = None
+        self.kept: dict[str, types.ModuleType] = {}  # loaded environments a reward kernel holds by key
         self.instances: dict[str, dict] = {}
         self.baseline_modules: set[str] = set()
         self.baseline_user_names: set[str] = set()
@@ -279,6 +280,7 @@ def reset() -> dict[str, Any]:
     namespace reset cannot undo); the host replaces a kernel that reports any.
     """
     _sandbox.environment = None
+    _sandbox.kept = {}
     _sandbox.instances = {}
     _sandbox.events = []
     for module_name in set(sys.modules) - _sandbox.baseline_modules:
@@ -408,6 +410,23 @@ def _definition_problems(module: types.ModuleType) -> list[str]:
         elif not _takes_two_positional(function):
             problems.append(f"{name} must take two positional arguments")
     return problems
+
+
+def keep(key: str) -> bool:
+    """Hold the loaded environment under `key`, so a kernel that scores many can switch between them
+    without loading again (`select`); a reset forgets them all."""
+    if _sandbox.environment is None:
+        return False
+    _sandbox.kept[key] = _sandbox.environment
+    return True
+
+
+def select(key: str) -> bool:
+    """Make a kept environment the current one; False if this kernel does not hold it."""
+    if key not in _sandbox.kept:
+        return False
+    _sandbox.environment = _sandbox.kept[key]
+    return True
 
 
 def load(source: str, allowed_imports: list[str], seconds: float, output_limit: int) -> dict[str, Any]:

@@ -49,9 +49,6 @@ MIN_CHUNK = 16  # answers of one environment worth sending to a second kernel in
 # 100 calls, would restart one every few training steps): replaced after this many calls instead.
 KERNEL_USES = 5_000
 MAX_LOADED = 512  # environments one kernel keeps loaded before it is reset
-# Where a kernel keeps its loaded environments: a name in the user namespace, so a reset drops it.
-# Scoring selects one by setting the harness's current environment (what its `load` sets).
-_LOADED = "_resyn_reward_environments"
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -275,9 +272,8 @@ class RewardScorer:
             assert self._pool is not None
             slot.kernel = await slot.stack.enter_async_context(self._pool.lease())
         await load_in_kernel(slot.kernel, source, self.settings)
-        keep = f"globals().setdefault({_LOADED!r}, {{}})[{digest!r}] = _resyn_sandbox._sandbox.environment"
-        kept = await slot.kernel.execute(keep)
-        if not kept.ok:
+        kept = await slot.kernel.call("keep", digest)
+        if not kept.ok or kept.value is not True:
             slot.kernel.dirty = True
             raise SampleError(f"the loaded environment could not be kept: {kept.error}")
         slot.loaded.add(digest)
@@ -329,7 +325,7 @@ async def _verify_batch(
     the kernel has loaded; None if the kernel died; and the seconds it took."""
     payload = json.dumps([[item.instance, item.answer] for item in items])
     code = (
-        f"import json\n_resyn_sandbox._sandbox.environment = {_LOADED}[{digest!r}]\n"
+        f"import json\nassert _resyn_sandbox.select({digest!r})\n"
         f"_resyn_sandbox.reply(_resyn_sandbox.score_batch(json.loads({payload!r}), {VERIFY_SECONDS!r}, "
         f"{settings.kernel.output_limit_bytes!r}))"
     )
