@@ -359,22 +359,30 @@ async def expand(
     options: JobOptions | None,
     *,
     resume: str | None = None,
+    changes: dict[str, Any] | None = None,
     on_event: Events | None = None,
 ) -> tuple[JobOptions, str]:
-    """Run a new job (`options`) or resume one by name; returns its options and why it stopped."""
+    """Run a new job (`options`) or resume one by name; returns its options and why it stopped.
+
+    `changes` (with `resume`) replaces budgets of the saved job — a higher target, more hours — and
+    a finished job that the new budgets leave room for carries on from where it stopped."""
     with workspace_lock(runtime.settings.data_dir):
-        return await _expand(runtime, options, resume, on_event)
+        return await _expand(runtime, options, resume, changes or {}, on_event)
 
 
 async def _expand(
-    runtime: SynthesisRuntime, options: JobOptions | None, resume: str | None, on_event: Events | None
+    runtime: SynthesisRuntime,
+    options: JobOptions | None,
+    resume: str | None,
+    changes: dict[str, Any],
+    on_event: Events | None,
 ) -> tuple[JobOptions, str]:
     library = runtime.library
     if resume is not None:
         saved = library.job(resume)
         if saved is None:
             raise UnknownJob(f"no job {resume!r} in {runtime.settings.data_dir}")
-        options = JobOptions.model_validate(saved.options)
+        options = JobOptions.model_validate({**saved.options, **changes})
     elif library.job(options.name) is not None:
         raise JobExists(f"a job named {options.name!r} exists; resume it with --resume {options.name}")
     expansion = Expansion(runtime, options, on_event)
@@ -385,7 +393,13 @@ async def _expand(
     app = expansion.build().compile(checkpointer=runtime.checkpointer)
     saved_state = await app.aget_state(config)
     if saved_state.values and not saved_state.next:
-        return options, saved_state.values.get("stop_reason", "finished")
+        still_stopped = expansion.stop_reason(saved_state.values) if changes else None
+        if not changes or still_stopped:
+            reason = still_stopped or saved_state.values["stop_reason"]
+            library.save_job(options.name, options.model_dump(), "finished", reason)
+            return options, reason
+        # new budgets leave room: clear the stop, as if the last round had just been recorded
+        await app.aupdate_state(config, {"stop_reason": None}, as_node="record")
     library.save_job(options.name, options.model_dump(), "running")
     if saved_state.values:
         expansion.emit("job", f"resumed {options.name} at round {saved_state.values.get('round', 0)}")

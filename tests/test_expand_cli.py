@@ -128,7 +128,7 @@ def test_expand_usage_errors_are_one_line(tmp_path: Path) -> None:
     cases = {
         ("expand", "--target", "3"): "give --seed-topics",
         ("expand", "--seed-topics", "a, b"): "give --target N",
-        ("expand", "--resume", "x", "--target", "3"): "give only --resume JOB",
+        ("expand", "--resume", "x", "--seed-topics", "a"): "only budgets may change",
         ("expand", "--resume", "nope"): "no job 'nope'",
         ("expand", "--seed-topics", "a", "--target", "1", "--benchmark-dir", "/no/such"): "no such directory",
     }

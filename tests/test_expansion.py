@@ -90,6 +90,22 @@ async def test_a_job_reaches_its_target_and_grows_the_topic_graph(
     assert sum(again[3].values()) == 0
 
 
+async def test_a_finished_job_resumed_with_a_higher_target_carries_on(
+    job_settings: Settings, embedder: Embedder
+) -> None:
+    options = JobOptions(name="extend", seed_topics=SEEDS, target=2, concurrency=2)
+    first = await run_job(job_settings, embedder, options)
+    assert first[0] == "target reached: 2 accepted"
+    models = endpoints()
+    async with open_runtime(job_settings, models, embedder) as runtime:
+        extended, reason = await expand(runtime, None, resume="extend", changes={"target": 4})
+        assert reason == "target reached: 4 accepted" and extended.target == 4
+        assert runtime.library.job("extend").options["target"] == 4
+        again, same = await expand(runtime, None, resume="extend")
+        assert same == reason and again.target == 4  # nothing left to do: no new calls
+    assert len(models["author"].chat.calls) == 2
+
+
 async def test_a_near_duplicate_is_rejected_before_the_probe_spends_calls(
     job_settings: Settings, embedder: Embedder
 ) -> None:

@@ -40,9 +40,11 @@ def expand(
     from resyn.models import ModelConfigError, ModelFactory
     from resyn.settings import Settings
 
-    new_job_options = (seed_topics, target, concurrency, max_tokens, max_hours, max_environments, job)
-    if resume is not None and any(option is not None for option in new_job_options):
-        raise fail_usage("--resume continues a job with its saved options; give only --resume JOB")
+    if resume is not None and (seed_topics is not None or job is not None):
+        raise fail_usage("--resume continues a saved job: its seeds and name stay; only budgets may change")
+    budgets = {"target": target, "concurrency": concurrency, "max_tokens": max_tokens,
+               "max_hours": max_hours, "max_environments": max_environments}  # fmt: skip
+    changes = {name: value for name, value in budgets.items() if value is not None} if resume else {}
     settings = Settings()
     if benchmark_dir is not None:
         if not benchmark_dir.is_dir():
@@ -81,9 +83,11 @@ def expand(
                 errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
             models = " · ".join(f"{role}: {runtime.model_name(role)}" for role in _ROLES)
             saved = runtime.library.job(name)
-            goal = options.target if options else (saved.options["target"] if saved else 0)
+            goal = options.target if options else changes.get("target", saved.options["target"])
             with Dashboard(console, name, models, goal, runtime.library.job_counts(name)) as dashboard:
-                return await run_expansion(runtime, options, resume=resume, on_event=dashboard.on_event)
+                return await run_expansion(
+                    runtime, options, resume=resume, changes=changes, on_event=dashboard.on_event
+                )
 
     try:
         finished_options, reason = asyncio.run(run())
