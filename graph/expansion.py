@@ -271,12 +271,13 @@ class Expansion:
         async def record(state: ExpansionState) -> dict[str, Any]:
             now = time.time()
             started = max(state.get("round_started", now), self.process_started)
-            counts = self.counts()
+            counts, tokens = self.counts(), self.tokens_used(state)
             self.emit(
                 "round",
                 f"#{state.get('round', 0)} done: {counts['accepted']}/{options.target} accepted, "
-                f"{self.tokens_used(state):,} tokens",
+                f"{tokens:,} tokens",
                 counts=counts,
+                tokens=tokens,  # the scout's included
             )
             return {"finished": None, "active_seconds": state.get("active_seconds", 0.0) + (now - started)}
 

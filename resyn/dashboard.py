@@ -31,7 +31,7 @@ class Dashboard:
         self.started = time.monotonic()
         self.in_flight: dict[str, tuple[str, str]] = {}  # environment id -> (topic, stage)
         self.recent: deque[Text] = deque(maxlen=_RECENT)
-        self.round = 0
+        self.tokens = counts.get("input_tokens", 0) + counts.get("output_tokens", 0)  # + scouting, per round
         self.live = Live(console=console, refresh_per_second=4, auto_refresh=True, transient=False)
 
     def __enter__(self) -> Dashboard:
@@ -55,7 +55,7 @@ class Dashboard:
             self.in_flight[identifier] = (data["topic"], data["node"])
         elif kind == "round":
             self.counts = dict(data["counts"])
-            self.round += 1
+            self.tokens = data["tokens"]
         elif "status" in data:
             self.in_flight.pop(identifier, None)
             self.counts[kind] = self.counts.get(kind, 0) + 1
@@ -82,7 +82,7 @@ class Dashboard:
         counts.append(f"accepted {self.counts.get('accepted', 0)}/{self.target}", style="bold green")
         for status in _SHOWN_STATUSES[1:]:
             counts.append(f" · {status.replace('_', ' ')} {self.counts.get(status, 0)}")
-        tokens = self.counts.get("input_tokens", 0) + self.counts.get("output_tokens", 0)
+        tokens = max(self.tokens, self.counts.get("input_tokens", 0) + self.counts.get("output_tokens", 0))
         elapsed = time.monotonic() - self.started
         status_line = Text(
             f"tokens {tokens:,} · {self.rate_per_hour():.1f} accepted/h · "
