@@ -145,8 +145,9 @@ class Expansion:
     def counts(self) -> dict[str, int]:
         return self.runtime.library.job_counts(self.options.name)
 
-    def tokens_used(self, state: ExpansionState) -> int:
-        counts = self.counts()
+    @staticmethod
+    def tokens_used(state: ExpansionState, counts: dict[str, int]) -> int:
+        """The job's environments' tokens (from the library) plus the scout's (from the state)."""
         scouting = state.get("scout_usage", {})
         return (
             counts["input_tokens"]
@@ -155,14 +156,14 @@ class Expansion:
             + scouting.get("output_tokens", 0)
         )
 
-    def stop_reason(self, state: ExpansionState) -> str | None:
-        options, counts = self.options, self.counts()
+    def stop_reason(self, state: ExpansionState, counts: dict[str, int]) -> str | None:
+        options = self.options
         tried = _tried(counts)
         if counts["accepted"] >= options.target:
             return f"target reached: {counts['accepted']} accepted"
         if options.max_environments is not None and tried >= options.max_environments:
             return f"environment budget spent: {tried} tried"
-        tokens = self.tokens_used(state)
+        tokens = self.tokens_used(state, counts)
         if options.max_tokens is not None and tokens >= options.max_tokens:
             return f"token budget spent: {tokens:,} tokens ≥ {options.max_tokens:,}"
         hours = state.get("active_seconds", 0.0) / 3600
@@ -176,10 +177,10 @@ class Expansion:
 
         async def plan(state: ExpansionState) -> dict[str, Any]:
             self.topics.set_counts(library.topic_tallies())
-            stop = self.stop_reason(state)
+            counts = self.counts()
+            stop = self.stop_reason(state, counts)
             if stop:
                 return {"stop_reason": stop, "batch": []}
-            counts = self.counts()
             wanted = min(options.concurrency, options.target - counts["accepted"])
             if options.max_environments is not None:
                 wanted = min(wanted, options.max_environments - _tried(counts))
@@ -271,7 +272,8 @@ class Expansion:
         async def record(state: ExpansionState) -> dict[str, Any]:
             now = time.time()
             started = max(state.get("round_started", now), self.process_started)
-            counts, tokens = self.counts(), self.tokens_used(state)
+            counts = self.counts()
+            tokens = self.tokens_used(state, counts)
             self.emit(
                 "round",
                 f"#{state.get('round', 0)} done: {counts['accepted']}/{options.target} accepted, "
@@ -394,7 +396,7 @@ async def _expand(
     app = expansion.build().compile(checkpointer=runtime.checkpointer)
     saved_state = await app.aget_state(config)
     if saved_state.values and not saved_state.next:
-        still_stopped = expansion.stop_reason(saved_state.values) if changes else None
+        still_stopped = expansion.stop_reason(saved_state.values, expansion.counts()) if changes else None
         if not changes or still_stopped:
             reason = still_stopped or saved_state.values["stop_reason"]
             library.save_job(options.name, options.model_dump(), "finished", reason)

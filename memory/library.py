@@ -12,13 +12,13 @@ import json
 import os
 import sqlite3
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
 
 from resyn.contract import ValidationReport
-from resyn.memory.topics import TopicCounts
 
 STATUSES = (
     "running",
@@ -127,6 +127,21 @@ class JobRecord(BaseModel):
         except PermissionError:
             pass  # alive, under another user
         return self.status
+
+
+@dataclass
+class TopicCounts:
+    """Per-topic tallies of synthesized environments, read back from the library
+    (`Library.topic_tallies`) for the topic graph's frontier."""
+
+    attempts: int = 0
+    accepted: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)  # status -> count
+    failure_streak: int = 0  # failed attempts in a row, most recent last
+
+    @property
+    def failed(self) -> int:
+        return sum(self.rejections.values())
 
 
 class AttemptRecord(BaseModel):

@@ -22,33 +22,19 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import networkx as nx
 import numpy as np
 
 from resyn.memory.embeddings import DIMENSIONS
+from resyn.memory.library import TopicCounts
 from resyn.settings import FrontierSettings
 
 ORIGINS = ("seed", "scouted")
 _FORMAT_VERSION = 1
 # what a corrupt, truncated or foreign file raises while it is read (binascii.Error is a ValueError)
 _UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, nx.NetworkXError)
-
-
-@dataclass
-class TopicCounts:
-    """Per-topic tallies of synthesized environments, refreshed by the caller from the library."""
-
-    attempts: int = 0
-    accepted: int = 0
-    rejections: dict[str, int] = field(default_factory=dict)  # status -> count
-    failure_streak: int = 0  # failed attempts in a row, most recent last
-
-    @property
-    def failed(self) -> int:
-        return sum(self.rejections.values())
 
 
 def topic_key(name: str) -> str:

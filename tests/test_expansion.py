@@ -124,7 +124,7 @@ async def test_a_near_duplicate_is_rejected_before_the_probe_spends_calls(
     assert calls["solver"] == 5 * 3  # only the first environment was probed
 
 
-async def test_budgets_stop_the_job(job_settings: Settings, embedder: Embedder) -> None:
+async def test_the_token_budget_stops_the_job(job_settings: Settings, embedder: Embedder) -> None:
     options = JobOptions(name="tokens", seed_topics=SEEDS, target=50, concurrency=2, max_tokens=1)
     reason, records, _counts, _calls = await run_job(job_settings, embedder, options)
     assert reason.startswith("token budget spent")

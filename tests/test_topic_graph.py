@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from resyn.memory.embeddings import DIMENSIONS
-from resyn.memory.topics import TopicCounts, TopicGraph
+from resyn.memory.library import TopicCounts
+from resyn.memory.topics import TopicGraph
 from resyn.settings import FrontierSettings
 
 RULE = FrontierSettings(explore=1.0, distance=1.0, failure=0.5, max_topic_attempts=3, max_failure_streak=2)

@@ -41,6 +41,7 @@ from resyn.settings import Settings
 from resyn.tools.kernel import Kernel
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.sampler import SampleError, load_in_kernel
+from resyn.tools.scoring import scores_of
 
 ENVIRONMENTS_DIR_VARIABLE = "RESYN_ENVIRONMENTS_DIR"
 KERNELS_VARIABLE = "RESYN_REWARD_KERNELS"
@@ -333,13 +334,7 @@ async def _verify_batch(
     if not result.ok:
         kernel.dirty = True
         return None, result.duration
-    scores = []
-    for call in result.value:
-        score = call.get("score") if call["status"] == "ok" else None
-        if call["status"] != "ok":
-            kernel.dirty = True
-        scores.append(min(1.0, max(0.0, score)) if isinstance(score, float) else 0.0)
-    return scores, result.duration
+    return scores_of(kernel, result.value), result.duration
 
 
 def _chunks(indices: list[int], kernels: int) -> list[list[int]]:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from resyn.contract import VERIFY_SECONDS, Instance
 from resyn.settings import Settings
 from resyn.tools.kernel import Kernel
@@ -28,8 +30,14 @@ async def score_in_kernel(
     if not scored.ok:
         kernel.dirty = True
         raise SampleError(f"verify stopped: {scored.error}")
+    return scores_of(kernel, scored.value)
+
+
+def scores_of(kernel: Kernel, calls: list[dict[str, Any]]) -> list[float]:
+    """The scores in a `score_batch` reply, clamped to [0, 1]; a call that failed scores 0.0 and
+    marks the kernel for replacement (it may have left state behind)."""
     scores = []
-    for call in scored.value:
+    for call in calls:
         score = call.get("score") if call["status"] == "ok" else None
         if call["status"] != "ok":
             kernel.dirty = True

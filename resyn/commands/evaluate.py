@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from resyn.commands.workspace import difficulty_levels, existing_workspace
 from resyn.console import console, errors, fail_usage, print_error
 
 if TYPE_CHECKING:
@@ -61,18 +62,11 @@ def library(
     environments, by environment and difficulty."""
     from resyn.embedded import EmbeddedModelMissing
     from resyn.evals.eval_library import evaluate_library
-    from resyn.evals.export import parse_difficulties
     from resyn.memory.library import Library
-    from resyn.settings import Settings
     from resyn.tools.kernel_pool import KernelPool
 
-    try:
-        levels = parse_difficulties(difficulties)
-    except ValueError as error:
-        raise fail_usage(str(error)) from None
-    settings = Settings()
-    if not (settings.data_dir / "library.sqlite").is_file():
-        raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
+    levels = difficulty_levels(difficulties)
+    settings = existing_workspace()
     factory = _solver_factory(settings, model)
     workspace = Library(settings.data_dir)
     if not workspace.environments("accepted"):

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from resyn.commands.workspace import difficulty_levels, existing_workspace
 from resyn.console import console, fail_usage, print_error
 
 
@@ -26,19 +27,13 @@ def export(
 ) -> None:
     """Export the library's accepted environments: train/test rows split by environment, the
     environments' sources and a manifest. Rewards: resyn.tools.rewards (docs/export.md)."""
-    from resyn.evals.export import FORMATS, ExportError, ExportOptions, export_library, parse_difficulties
+    from resyn.evals.export import FORMATS, ExportError, ExportOptions, export_library
     from resyn.memory.library import Library
-    from resyn.settings import Settings
 
     if fmt not in FORMATS:
         raise fail_usage(f"unknown format {fmt!r}: choose jsonl or parquet")
-    try:
-        levels = parse_difficulties(difficulties)
-    except ValueError as error:
-        raise fail_usage(str(error)) from None
-    settings = Settings()
-    if not (settings.data_dir / "library.sqlite").is_file():
-        raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
+    levels = difficulty_levels(difficulties)
+    settings = existing_workspace()
     options = ExportOptions(
         out_dir=out_dir,
         format=fmt,  # type: ignore[arg-type]

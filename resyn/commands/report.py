@@ -11,6 +11,7 @@ import typer
 from rich.console import Group
 from rich.table import Table
 
+from resyn.commands.workspace import existing_workspace
 from resyn.console import console, fail_usage
 
 if TYPE_CHECKING:
@@ -32,11 +33,8 @@ def report(
 
     from resyn.evals.report import build_report, render_html
     from resyn.memory.library import Library
-    from resyn.settings import Settings
 
-    settings = Settings()
-    if not (settings.data_dir / "library.sqlite").is_file():
-        raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
+    settings = existing_workspace()
     if html is not None and html.is_dir():
         raise fail_usage(f"--html wants a file name, and {html} is a directory")
     threshold = (

@@ -1,0 +1,30 @@
+"""What the commands that read a library share: finding the workspace, reading difficulty ranges."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from resyn.console import fail_usage
+
+if TYPE_CHECKING:
+    from resyn.settings import Settings
+
+
+def existing_workspace() -> Settings:
+    """The settings, or a one-line usage error when their workspace holds no library yet."""
+    from resyn.settings import Settings
+
+    settings = Settings()
+    if not (settings.data_dir / "library.sqlite").is_file():
+        raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
+    return settings
+
+
+def difficulty_levels(text: str) -> list[int]:
+    """`1-5`, `3` or `1,3,5` as levels, or a one-line usage error."""
+    from resyn.evals.export import parse_difficulties
+
+    try:
+        return parse_difficulties(text)
+    except ValueError as error:
+        raise fail_usage(str(error)) from None
