@@ -2,20 +2,21 @@
 
 Agents see a `ChatEndpoint` (a LangChain chat model plus the name to show and a limiter shared by
 everything that talks to the same endpoint) and get back a `Reply`: plain data that the graph
-stores, sums and traces. Retrying transient faults is the graph's job (LangGraph RetryPolicy).
+stores, sums and traces. Transient faults are retried, and outages waited out, by the endpoint's
+`EndpointHealth` (agents/resilience.py): one place for every role, every attempt traced.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import openai
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import BaseMessage
+from langchain_core.messages import BaseMessage, HumanMessage
 
 from resyn import tracing
+from resyn.agents.resilience import EmptyReply, EndpointHealth, MalformedReply, describe
 
 
 @dataclass
@@ -25,6 +26,7 @@ class ChatEndpoint:
     chat: BaseChatModel
     limiter: asyncio.Semaphore
     embedded: bool = False
+    health: EndpointHealth = field(default_factory=EndpointHealth)
 
 
 @dataclass
@@ -39,32 +41,36 @@ class Reply:
         return {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
 
 
-TRANSIENT_ERRORS: tuple[type[BaseException], ...] = (
-    openai.APITimeoutError,
-    openai.APIConnectionError,
-    openai.RateLimitError,
-    openai.InternalServerError,
-    TimeoutError,
-    ConnectionError,
-)
-
-
-def is_transient(error: BaseException) -> bool:
-    """Faults worth retrying with backoff: timeouts, 429, 5xx, refused connections."""
-    return isinstance(error, TRANSIENT_ERRORS)
-
-
 async def ask(endpoint: ChatEndpoint, messages: list[BaseMessage]) -> Reply:
-    """One call; it is traced (messages, reply or error, tokens, latency) when a recorder listens."""
+    """One call, retried through transient faults and outages (see `EndpointHealth.call`); every
+    attempt is traced (messages, reply or error, tokens, latency) when a recorder listens."""
+    return await endpoint.health.call(lambda: _ask_once(endpoint, messages), lambda: _ping(endpoint))
+
+
+_PING = [HumanMessage("Reply with the word OK.")]
+
+
+async def _ping(endpoint: ChatEndpoint) -> None:
+    """A tiny request (untraced, its few tokens uncounted): does the endpoint answer at all?"""
+    async with endpoint.limiter:
+        await endpoint.chat.ainvoke(_PING)
+
+
+async def _ask_once(endpoint: ChatEndpoint, messages: list[BaseMessage]) -> Reply:
     async with endpoint.limiter:
         started, clock = tracing.now(), time.perf_counter()
         try:
-            message = await endpoint.chat.ainvoke(messages)
+            try:
+                message = await endpoint.chat.ainvoke(messages)
+            except (TypeError, IndexError, KeyError) as error:  # langchain-openai reading a non-completion
+                raise MalformedReply(f"the reply is not a chat completion ({describe(error)})") from error
+            text = message.content if isinstance(message.content, str) else str(message.content)
+            if not text.strip():
+                raise EmptyReply("the endpoint replied with no text")
         except Exception as error:
             _trace(endpoint, messages, started, clock, {"error": f"{type(error).__name__}: {error}"[:500]})
             raise
     usage = getattr(message, "usage_metadata", None) or {}
-    text = message.content if isinstance(message.content, str) else str(message.content)
     reply = Reply(
         text=text,
         model=endpoint.model_name,

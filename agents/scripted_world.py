@@ -17,6 +17,7 @@ from collections.abc import Callable
 from langchain_core.messages import BaseMessage
 
 from resyn.agents.llm import ChatEndpoint
+from resyn.agents.resilience import EndpointHealth
 from resyn.agents.scripted import ScriptedChatModel
 
 # The puzzles the canned environments ask: written once, as the source every environment carries,
@@ -130,14 +131,15 @@ def reply_for(role: str) -> Callable[[list[BaseMessage]], str]:
 def scripted_endpoints(
     latency_s: float = 0.0, slots: int = 8, keep_calls: bool = True
 ) -> dict[str, ChatEndpoint]:
-    """The three roles on scripted fakes sharing one limiter, as if they shared one endpoint."""
-    limiter = asyncio.Semaphore(slots)
+    """The three roles on scripted fakes sharing one limiter and health, as if on one endpoint."""
+    limiter, health = asyncio.Semaphore(slots), EndpointHealth("the scripted endpoint")
     return {
         role: ChatEndpoint(
             role,
             f"scripted-{role}",
             ScriptedChatModel(script=reply_for(role), latency_s=latency_s, keep_calls=keep_calls),
             limiter,
+            health=health,
         )
         for role in ("author", "solver", "scout")
     }

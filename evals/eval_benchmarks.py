@@ -35,7 +35,7 @@ from typing import Any
 from langchain_core.messages import HumanMessage
 
 from resyn.agents import solver
-from resyn.agents.llm import ChatEndpoint, Reply, ask, is_transient
+from resyn.agents.llm import ChatEndpoint, Reply, ask
 from resyn.contract import extract_answer
 
 BENCHMARKS = ("bbh", "bbeh")
@@ -343,12 +343,11 @@ async def run_benchmark(
     *,
     data_dir: Path,
     concurrency: int = 8,
-    retries: int = 3,
-    retry_initial_s: float = 1.0,
     on_result: Callable[[Result | None], None] | None = None,
 ) -> Summary:
     """Ask every example the run has not answered yet, at most `concurrency` at a time; append
-    each result as it comes. An example whose call keeps failing is left for `--resume`."""
+    each result as it comes. An example whose call keeps failing (past the endpoint's retries and
+    outage limit) is left for `--resume`."""
     correct = CORRECT[run.options.benchmark]
     limiter = asyncio.Semaphore(concurrency)
     tasks = sorted({example.task for example in examples})
@@ -358,7 +357,7 @@ async def run_benchmark(
         async with limiter:
             started = time.perf_counter()
             try:
-                reply = await _ask_with_retries(example, endpoint, prompts, retries, retry_initial_s)
+                reply = await _ask(example, endpoint, prompts)
             except Exception:  # the endpoint kept failing: this example stays missing
                 if on_result:
                     on_result(None)
@@ -385,22 +384,9 @@ async def run_benchmark(
     return summarise(run, examples)
 
 
-async def _ask_with_retries(
-    example: Example, endpoint: ChatEndpoint, prompts: dict[str, str], retries: int, retry_initial_s: float
-) -> Reply:
+async def _ask(example: Example, endpoint: ChatEndpoint, prompts: dict[str, str]) -> Reply:
     """One example asked, zero-shot or (when its task has a prompt) with the few-shot prompt."""
-    delay = retry_initial_s
-    for attempt in range(retries + 1):
-        try:
-            if example.task in prompts:
-                message = f"{prompts[example.task]}\n\nQ: {example.input}\nA: Let's think step by step."
-                reply = await ask(endpoint, [HumanMessage(message)])
-            else:
-                reply = (await solver.answer(endpoint, example.input)).reply
-            return reply
-        except Exception as error:
-            if attempt == retries or not is_transient(error):
-                raise
-            await asyncio.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+    if example.task in prompts:
+        message = f"{prompts[example.task]}\n\nQ: {example.input}\nA: Let's think step by step."
+        return await ask(endpoint, [HumanMessage(message)])
+    return (await solver.answer(endpoint, example.input)).reply

@@ -34,13 +34,12 @@ from pathlib import Path
 from typing import Annotated, Any, TypedDict, TypeVar
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
-from langgraph.types import Command, RetryPolicy, Send
+from langgraph.types import Send
 from pydantic import BaseModel, Field
 
 from resyn.agents import scout
-from resyn.agents.llm import is_transient
+from resyn.agents.resilience import EndpointDown, describe
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import add_usage, synthesize
 from resyn.memory.library import STATUSES
@@ -142,6 +141,10 @@ class Expansion:
         self.topics.save(self.topics_path)
         return added
 
+    def on_endpoint(self, event: str, line: str) -> None:
+        """An endpoint's outage began ("down": the job pauses) or ended ("up": it carries on)."""
+        self.emit("paused" if event == "down" else "resumed", line)
+
     def counts(self) -> dict[str, int]:
         return self.runtime.library.job_counts(self.options.name)
 
@@ -223,6 +226,8 @@ class Expansion:
                     )
                 )
                 status, reason = record.status, record.reason
+            except EndpointDown:
+                raise  # an outage past its limit stops the job; the synthesis resumes with it
             except Exception as error:  # a bug on one environment must not end a job of hours
                 status, reason = "error", f"{type(error).__name__}: {error}"[:300]
                 library.start(identifier, topic, "?", None, job=options.name)
@@ -252,9 +257,15 @@ class Expansion:
                 or self.topics.names()[-_SCOUT_CONTEXT:]
             )
             known = set(self.topics.names())
-            scouted = await scout.brainstorm(
-                self.runtime.endpoint("scout"), around, self.settings.scout_batch, known
-            )
+            try:
+                scouted = await scout.brainstorm(
+                    self.runtime.endpoint("scout"), around, self.settings.scout_batch, known
+                )
+            except EndpointDown:
+                raise
+            except Exception as error:  # the frontier goes on without new topics this round
+                self.emit("scout", f"the scout could not be reached: {describe(error)}")
+                return {"scout_calls": 1, "fruitless_scouts": task["fruitless_scouts"] + 1}
             added = await self.add_topics(scouted.topics, "scouted", parents=around)
             self.emit("scout", f"+{len(added)} topics: {', '.join(added) or '(none new)'}", added=added)
             return {
@@ -262,12 +273,6 @@ class Expansion:
                 "scout_calls": 1,
                 "fruitless_scouts": 0 if added else task["fruitless_scouts"] + 1,
             }
-
-        def scout_failed(task: dict[str, Any], error: NodeError) -> Command:
-            if not isinstance(error.error, Exception):
-                raise error.error
-            self.emit("scout", f"the scout could not be reached: {type(error.error).__name__}: {error.error}")
-            return Command(update={"fruitless_scouts": task["fruitless_scouts"] + 1}, goto="record")
 
         async def record(state: ExpansionState) -> dict[str, Any]:
             now = time.time()
@@ -283,15 +288,10 @@ class Expansion:
             )
             return {"finished": None, "active_seconds": state.get("active_seconds", 0.0) + (now - started)}
 
-        retry = RetryPolicy(
-            max_attempts=self.runtime.settings.llm.retries + 1,
-            initial_interval=self.runtime.settings.llm.retry_initial_s,
-            retry_on=is_transient,
-        )
         graph = StateGraph(ExpansionState)
         graph.add_node("plan", plan)
         graph.add_node("synthesize", synthesize_topic)
-        graph.add_node("scout", scout_topics, retry_policy=retry, error_handler=scout_failed)
+        graph.add_node("scout", scout_topics)
         graph.add_node("record", record)
         graph.add_edge(START, "plan")
         graph.add_conditional_edges("plan", fan_out, ["synthesize", "scout", END])
@@ -349,6 +349,14 @@ def workspace_lock(data_dir: Path) -> Iterator[None]:
         yield
 
 
+class JobFailed(RuntimeError):
+    """resyn's own machinery failed (a bug, a full disk): the job is marked failed, resumable."""
+
+
+class CheckpointMissing(RuntimeError):
+    """`--resume` named a job whose environments exist but whose checkpoints are gone."""
+
+
 class JobExists(ValueError):
     """A new job was given the name of an existing one."""
 
@@ -389,12 +397,18 @@ async def _expand(
     elif library.job(options.name) is not None:
         raise JobExists(f"a job named {options.name!r} exists; resume it with --resume {options.name}")
     expansion = Expansion(runtime, options, on_event)
+    runtime.watch_endpoints(expansion.on_endpoint)
     config: RunnableConfig = {
         "configurable": {"thread_id": f"job:{options.name}"},
         "recursion_limit": 1_000_000,
     }
     app = expansion.build().compile(checkpointer=runtime.checkpointer)
     saved_state = await app.aget_state(config)
+    if resume is not None and not saved_state.values and _tried(expansion.counts()):
+        raise CheckpointMissing(
+            f"{runtime.settings.data_dir / 'checkpoints.sqlite'}: holds no progress of job {resume!r}, "
+            "whose environments are in the library; restore the file from a backup, or start a new job"
+        )
     if saved_state.values and not saved_state.next:
         still_stopped = expansion.stop_reason(saved_state.values, expansion.counts()) if changes else None
         if not changes or still_stopped:
@@ -404,21 +418,46 @@ async def _expand(
         # new budgets leave room: clear the stop, as if the last round had just been recorded
         await app.aupdate_state(config, {"stop_reason": None}, as_node="record")
     library.save_job(options.name, options.model_dump(), "running")
-    if saved_state.values:
-        expansion.emit("job", f"resumed {options.name} at round {saved_state.values.get('round', 0)}")
-        start: dict[str, Any] | None = None
-    else:
-        added = await expansion.add_topics(options.seed_topics, "seed")
-        expansion.emit("job", f"started {options.name}: target {options.target}, seeds: {', '.join(added)}")
-        start = {"round": 0, "active_seconds": 0.0, "fruitless_scouts": 0}
     try:
+        if saved_state.values:
+            expansion.emit("job", f"resumed {options.name} at round {saved_state.values.get('round', 0)}")
+            start: dict[str, Any] | None = None
+        else:
+            added = await expansion.add_topics(options.seed_topics, "seed")
+            expansion.emit(
+                "job", f"started {options.name}: target {options.target}, seeds: {', '.join(added)}"
+            )
+            start = {"round": 0, "active_seconds": 0.0, "fruitless_scouts": 0}
         async for _chunk in app.astream(start, config, stream_mode="updates", durability="sync"):
             pass
+    except EndpointDown as error:
+        _stopped(expansion, "interrupted", f"paused: {error}")
+        raise
+    except Exception as error:
+        expansion.log.exception("failed  %s", describe(error))  # the traceback, for whoever fixes it
+        _stopped(expansion, "failed", describe(error))
+        log = job_log_path(runtime.settings.data_dir, options.name)
+        raise JobFailed(
+            f"job {options.name} failed: {describe(error)} (traceback in {log}); "
+            f"after fixing the cause: resyn expand --resume {options.name}"
+        ) from error
     except BaseException:
-        library.save_job(options.name, options.model_dump(), "interrupted")
+        _stopped(expansion, "interrupted", "")
         raise
     final = await app.aget_state(config)
     reason = final.values.get("stop_reason", "finished")
     library.save_job(options.name, options.model_dump(), "finished", reason)
     expansion.emit("stop", reason)
     return options, reason
+
+
+def _stopped(expansion: Expansion, status: str, reason: str) -> None:
+    """Record why the job stopped, as far as the workspace lets it: when the disk is what failed,
+    this may fail too, and must not hide the first error."""
+    with contextlib.suppress(Exception):
+        expansion.runtime.library.save_job(
+            expansion.options.name, expansion.options.model_dump(), status, reason
+        )
+    if reason:
+        with contextlib.suppress(Exception):
+            expansion.emit("stop", reason)

@@ -19,6 +19,7 @@ from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from resyn.agents.exemplars import Exemplar, load_exemplars
 from resyn.agents.llm import ChatEndpoint
+from resyn.agents.resilience import Listener
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import NoveltyMemory
@@ -47,12 +48,26 @@ class SynthesisRuntime:
     compiled: Any = None  # the synthesis graph, compiled once (see graph.synthesis)
     traces: TraceStore | None = None
 
+    endpoint_listeners: list[Listener] = field(default_factory=list)
+
     def endpoint(self, role: str) -> ChatEndpoint:
+        """The role's endpoint, its retries and outage handling following this runtime's settings."""
         if role not in self.endpoints:
             if self.models is None:
                 raise LookupError(f"no endpoint for the role {role!r}")
             self.endpoints[role] = self.models.endpoint(role)
-        return self.endpoints[role]
+        endpoint = self.endpoints[role]
+        endpoint.health.settings = self.settings.llm
+        for listener in self.endpoint_listeners:
+            if listener not in endpoint.health.listeners:
+                endpoint.health.listeners.append(listener)
+        return endpoint
+
+    def watch_endpoints(self, listener: Listener) -> None:
+        """Hear every endpoint's outages (start and end), those made later included."""
+        self.endpoint_listeners.append(listener)
+        for role in list(self.endpoints):
+            self.endpoint(role)
 
     def model_name(self, role: str) -> str:
         """The model a role talks to, without starting it."""

@@ -5,11 +5,14 @@
       │          ▼                                                                              │
       └─(no code)─▶ repair ──▶ validate …   (repairs spent, LLM failure, duplicate, --no-probe) ─┘
 
-Every node is a plain async function of the state returning a partial update. LLM nodes retry
-transient faults with LangGraph's RetryPolicy; a fault that persists reaches the node's error
-handler, which ends the environment as an `llm_failure` with the reason. A SQLite checkpointer
-saves every step (durability "sync"), so an interrupted synthesis resumes where it stopped: the
-finished LLM calls, including each finished solver probe, are not made again.
+Every node is a plain async function of the state returning a partial update. Transient LLM faults
+are retried, and outages waited out, inside each call (`agents/resilience.py`); a fault of the
+request itself ends the environment as an `llm_failure` with the reason, or, for a probe question,
+leaves that answer missing (a few may be: `synthesis.max_missing_answers`). An outage longer than
+`llm.max_outage_s` raises `EndpointDown` through the graph: the synthesis stops unjudged, to be
+resumed. A SQLite checkpointer saves every step (durability "sync"), so an interrupted synthesis
+resumes where it stopped: the finished LLM calls, including each finished solver probe, are not
+made again.
 
 The novelty step runs before the solver probe: embedding a few sample questions costs
 milliseconds, the probe costs `5 × probe_instances` LLM calls, so a duplicate is caught before
@@ -32,21 +35,22 @@ from typing import Annotated, Any, TypedDict
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.errors import NodeError
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command, RetryPolicy, Send
+from langgraph.types import Send
 
 from resyn import tracing
 from resyn.agents import author, solver
 from resyn.agents.author import Authored
 from resyn.agents.exemplars import choose_exemplars, source_constants
-from resyn.agents.llm import Reply, is_transient
+from resyn.agents.llm import Reply
+from resyn.agents.resilience import EndpointDown, describe
 from resyn.contract import DIFFICULTIES, SampledInstance, ValidationReport
 from resyn.graph.runtime import SynthesisRuntime, open_checkpointer
 from resyn.graph.verdict import pass_rates, probe_verdict
 from resyn.memory.library import EnvironmentRecord
 from resyn.memory.novelty import novelty_text
+from resyn.settings import SynthesisSettings
 from resyn.tools.sampler import SampleError, sample_in_kernel
 from resyn.tools.scoring import score_in_kernel
 from resyn.tools.validator import parent_secrets
@@ -69,6 +73,7 @@ class SynthesisState(TypedDict, total=False):
     probe_instances: list[dict[str, Any]]
     answers: Annotated[list[dict[str, Any]], operator.add]
     pass_rates: dict[str, float]
+    missing_answers: int  # probe questions the solver could not be asked (faults of those requests)
     novelty_vector: list[float] | None
     contamination: dict[str, Any] | None
     status: str
@@ -97,7 +102,12 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
 
     async def draft(state: SynthesisState) -> dict[str, Any]:
         exemplars = choose_exemplars(state["topic"], runtime.exemplars, settings.synthesis.exemplars)
-        authored = await author.draft(runtime.endpoint("author"), state["topic"], exemplars)
+        try:
+            authored = await author.draft(runtime.endpoint("author"), state["topic"], exemplars)
+        except EndpointDown:
+            raise
+        except Exception as error:
+            return _author_failure(error)
         runtime.library.record_attempt(
             state["environment_id"], 1, "draft", authored.source, None, authored.problem
         )
@@ -105,13 +115,18 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
 
     async def repair(state: SynthesisState) -> dict[str, Any]:
         endpoint = runtime.endpoint("author")
-        if state.get("problem") or state.get("report") is None:
-            authored = await author.retry_malformed(
-                endpoint, state["topic"], state.get("problem") or "no code"
-            )
-        else:
-            report = ValidationReport.model_validate(state["report"])
-            authored = await author.repair(endpoint, state["topic"], state["source"], report)
+        try:
+            if state.get("problem") or state.get("report") is None:
+                authored = await author.retry_malformed(
+                    endpoint, state["topic"], state.get("problem") or "no code"
+                )
+            else:
+                report = ValidationReport.model_validate(state["report"])
+                authored = await author.repair(endpoint, state["topic"], state["source"], report)
+        except EndpointDown:
+            raise
+        except Exception as error:
+            return _author_failure(error)
         number = state.get("attempts", 0) + 1
         runtime.library.record_attempt(
             state["environment_id"], number, "repair", authored.source, None, authored.problem
@@ -170,26 +185,30 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
         ]
 
     async def solve(task: dict[str, Any]) -> dict[str, Any]:
-        answered = await solver.answer(runtime.endpoint("solver"), task["question"])
+        try:
+            answered = await solver.answer(runtime.endpoint("solver"), task["question"])
+        except EndpointDown:
+            raise
+        except Exception as error:  # this question's answer is missing; the probe may go on
+            return {"answers": [{"index": task["index"], "answer": None, "error": describe(error)}]}
         return {
             "answers": [{"index": task["index"], "answer": answered.answer}],
             "usage": answered.reply.usage(),
             "llm_calls": [_call_record("solver", answered.reply)],
         }
 
-    def solve_failed(task: dict[str, Any], error: NodeError) -> Command:
-        _reraise_interruptions(error)
-        failure = {"index": task["index"], "answer": None, "error": _describe(error.error)}
-        return Command(update={"answers": [failure]}, goto="score_probe")
-
     async def score_probe(state: SynthesisState) -> dict[str, Any]:
         answers = {entry["index"]: entry for entry in state.get("answers", [])}
-        if len(answers) < len(state["probe_instances"]):
-            return {}  # a failed probe's error handler runs a step later and comes back here
         failed = [entry["error"] for entry in answers.values() if entry.get("error")]
-        if failed:
-            return {"status": "llm_failure", "reason": f"the solver could not be reached: {failed[0]}"}
+        allowed = missing_answers_allowed(len(state["probe_instances"]), settings.synthesis)
+        if len(failed) > allowed:
+            return {
+                "status": "llm_failure",
+                "reason": f"the solver could not answer {len(failed)} of {len(answers)} probe questions "
+                f"(at most {allowed} may be missing): {failed[0]}",
+            }
         instances = [SampledInstance.model_validate(item) for item in state["probe_instances"]]
+        answered = {index for index, entry in answers.items() if not entry.get("error")}
         scored = [(index, instance) for index, instance in enumerate(instances) if answers[index]["answer"]]
         async with runtime.pool.lease() as kernel:
             scores = await score_in_kernel(
@@ -198,8 +217,9 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
         by_index = dict(zip((index for index, _ in scored), scores, strict=True))
         by_level: dict[int, list[float]] = defaultdict(list)
         for index, instance in enumerate(instances):
-            by_level[instance.difficulty].append(by_index.get(index, 0.0))
-        return {"pass_rates": pass_rates(by_level)}
+            if index in answered:  # a missing answer is no data, not a wrong answer
+                by_level[instance.difficulty].append(by_index.get(index, 0.0))
+        return {"pass_rates": pass_rates(by_level), "missing_answers": len(failed)}
 
     async def verdict(state: SynthesisState) -> dict[str, Any]:
         import numpy as np
@@ -231,28 +251,13 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
             runtime.novelty.remember(state["environment_id"], vector)
         return {"status": status, "reason": reason}
 
-    def llm_failed(_state: SynthesisState, error: NodeError) -> Command:
-        _reraise_interruptions(error)
-        return Command(
-            update={
-                "status": "llm_failure",
-                "reason": f"the author could not be reached: {_describe(error.error)}",
-            },
-            goto="verdict",
-        )
-
-    retry = RetryPolicy(
-        max_attempts=settings.llm.retries + 1,
-        initial_interval=settings.llm.retry_initial_s,
-        retry_on=is_transient,
-    )
     graph = StateGraph(SynthesisState)
-    graph.add_node("draft", traced("draft", draft), retry_policy=retry, error_handler=llm_failed)
-    graph.add_node("repair", traced("repair", repair), retry_policy=retry, error_handler=llm_failed)
+    graph.add_node("draft", traced("draft", draft))
+    graph.add_node("repair", traced("repair", repair))
     graph.add_node("validate", traced("validate", validate))
     graph.add_node("sample_probe", traced("sample_probe", sample_probe))
     graph.add_node("novelty", traced("novelty", novelty))
-    graph.add_node("solve", traced("solve", solve), retry_policy=retry, error_handler=solve_failed)
+    graph.add_node("solve", traced("solve", solve))
     graph.add_node("score_probe", traced("score_probe", score_probe))
     graph.add_node("verdict", traced("verdict", verdict))
     graph.add_edge(START, "draft")
@@ -262,7 +267,7 @@ def build_synthesis_graph(runtime: SynthesisRuntime) -> StateGraph:
     graph.add_edge("sample_probe", "novelty")
     graph.add_conditional_edges("novelty", fan_out_probes, ["solve", "verdict"])
     graph.add_edge("solve", "score_probe")
-    graph.add_conditional_edges("score_probe", _after_scoring, ["verdict", END])
+    graph.add_edge("score_probe", "verdict")
     graph.add_edge("verdict", END)
     return graph
 
@@ -340,7 +345,18 @@ def _repairs_left(state: SynthesisState) -> bool:
     return state.get("attempts", 0) <= state["max_repairs"]
 
 
+def _author_failure(error: Exception) -> dict[str, Any]:
+    return {"status": "llm_failure", "reason": f"the author could not be reached: {describe(error)}"}
+
+
+def missing_answers_allowed(questions: int, settings: SynthesisSettings) -> int:
+    """How many probe answers may be missing before the probe is void (10% by default: 2 of 20)."""
+    return int(questions * settings.max_missing_answers)
+
+
 def _after_authoring(state: SynthesisState) -> str:
+    if state.get("status"):
+        return "verdict"
     if state.get("problem") is None:
         return "validate"
     return "repair" if _repairs_left(state) else "verdict"
@@ -350,10 +366,6 @@ def _after_validation(state: SynthesisState) -> str:
     if state["report"]["valid"]:
         return "sample_probe" if state["probe"] else "verdict"
     return "repair" if _repairs_left(state) else "verdict"
-
-
-def _after_scoring(state: SynthesisState) -> str:
-    return "verdict" if state.get("pass_rates") or state.get("status") else END
 
 
 def _decide(state: SynthesisState, runtime: SynthesisRuntime) -> tuple[str, str]:
@@ -376,17 +388,10 @@ def _decide(state: SynthesisState, runtime: SynthesisRuntime) -> tuple[str, str]
         return "invalid", f"still invalid after {repairs} repairs: {summary}"
     if not state["probe"]:
         return "accepted", "valid; the solver probe was skipped (--no-probe)"
-    return probe_verdict(state["pass_rates"], runtime.settings.synthesis)
-
-
-def _reraise_interruptions(error: NodeError) -> None:
-    """Ctrl-C, SystemExit and the like stop the run (to be resumed); they are not LLM failures."""
-    if not isinstance(error.error, Exception):
-        raise error.error
-
-
-def _describe(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:300]
+    status, reason = probe_verdict(state["pass_rates"], runtime.settings.synthesis)
+    if state.get("missing_answers"):
+        reason += f"; {state['missing_answers']} of {len(state['probe_instances'])} answers missing"
+    return status, reason
 
 
 Updates = Callable[[str, dict[str, Any]], None]

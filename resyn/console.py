@@ -9,6 +9,7 @@ console = Console()
 errors = Console(stderr=True)
 
 USAGE_ERROR = 2
+ENDPOINT_DOWN = 75  # EX_TEMPFAIL: the endpoint stayed down past --max-outage; the work resumes later
 
 
 def print_error(message: str) -> None:

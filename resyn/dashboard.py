@@ -32,6 +32,7 @@ class Dashboard:
         self.in_flight: dict[str, tuple[str, str]] = {}  # environment id -> (topic, stage)
         self.recent: deque[Text] = deque(maxlen=_RECENT)
         self.tokens = counts.get("input_tokens", 0) + counts.get("output_tokens", 0)  # + scouting, per round
+        self.paused: str | None = None  # why the job waits: an endpoint that does not answer
         self.live = Live(console=console, refresh_per_second=4, auto_refresh=True, transient=False)
 
     def __enter__(self) -> Dashboard:
@@ -53,6 +54,8 @@ class Dashboard:
             self.in_flight[identifier] = (data["topic"], "draft")
         elif kind == "stage" and identifier in self.in_flight:
             self.in_flight[identifier] = (data["topic"], data["node"])
+        elif kind in ("paused", "resumed"):
+            self.paused = data["line"] if kind == "paused" else None
         elif kind == "round":
             self.counts = dict(data["counts"])
             self.tokens = data["tokens"]
@@ -92,4 +95,5 @@ class Dashboard:
         flight = Table(box=None, show_header=False, padding=(0, 1))
         for identifier, (topic, stage) in list(self.in_flight.items()):
             flight.add_row(identifier, Text(topic, overflow="ellipsis"), Text(stage, style="cyan"))
-        return Group(self.header(), counts, status_line, flight, *self.recent)
+        paused = [Text(f"PAUSED: {self.paused}", style="bold yellow")] if self.paused else []
+        return Group(self.header(), counts, status_line, *paused, flight, *self.recent)

@@ -3,7 +3,8 @@
 Roles (author, solver, scout) resolve their endpoint from the settings: per-role overrides
 (RESYN_AUTHOR_*, RESYN_SOLVER_*) over the shared defaults (RESYN_LLM_*). With no base URL at all
 the embedded model is started and used through the very same client. Endpoints with the same URL
-share one concurrency limiter, so RESYN_LLM_MAX_CONCURRENCY bounds what the endpoint sees.
+share one concurrency limiter, so RESYN_LLM_MAX_CONCURRENCY bounds what the endpoint sees, and one
+`EndpointHealth`, so an outage is noticed (and waited out) once for every role on it.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import asyncio
 from langchain_openai import ChatOpenAI
 
 from resyn.agents.llm import ChatEndpoint
+from resyn.agents.resilience import EndpointHealth
 from resyn.embedded import EMBEDDED_MODEL, EmbeddedServer
 from resyn.settings import Settings
 
@@ -28,6 +30,7 @@ class ModelFactory:
         self.settings = settings
         self.embedded = EmbeddedServer(settings.embedded)
         self._limiters: dict[str, asyncio.Semaphore] = {}
+        self._healths: dict[str, EndpointHealth] = {}
         self._endpoints: dict[str, ChatEndpoint] = {}
 
     def uses_embedded(self, role: str) -> bool:
@@ -47,6 +50,11 @@ class ModelFactory:
             self._limiters[base_url] = asyncio.Semaphore(slots or self.settings.llm.max_concurrency)
         return self._limiters[base_url]
 
+    def health(self, base_url: str) -> EndpointHealth:
+        if base_url not in self._healths:
+            self._healths[base_url] = EndpointHealth(base_url, self.settings.llm)
+        return self._healths[base_url]
+
     def check(self, role: str) -> None:
         """Raise ModelConfigError if the role's endpoint cannot be reached as configured."""
         resolved = self.settings.model_for(role)
@@ -61,7 +69,7 @@ class ModelFactory:
         resolved = self.settings.model_for(role)
         common = {
             "timeout": self.settings.llm.timeout_s,
-            "max_retries": 0,  # retries with backoff are the graph's RetryPolicy: one place, traced
+            "max_retries": 0,  # retries with backoff are the EndpointHealth's: one place, traced
             "temperature": resolved.temperature,
         }
         if resolved.base_url is None:
@@ -78,7 +86,14 @@ class ModelFactory:
                 extra_body={"max_tokens": max_tokens},
                 **common,
             )
-            return ChatEndpoint(role, EMBEDDED_MODEL, chat, self._limiter("embedded", 1), embedded=True)
+            return ChatEndpoint(
+                role,
+                EMBEDDED_MODEL,
+                chat,
+                self._limiter("embedded", 1),
+                embedded=True,
+                health=self.health("the embedded model's server"),
+            )
         chat = ChatOpenAI(
             base_url=resolved.base_url,
             api_key=resolved.api_key or "not-needed",  # vLLM, Ollama and llama.cpp take any key
@@ -86,7 +101,8 @@ class ModelFactory:
             max_tokens=resolved.max_tokens,
             **common,
         )
-        return ChatEndpoint(role, resolved.model, chat, self._limiter(resolved.base_url))
+        limiter, health = self._limiter(resolved.base_url), self.health(resolved.base_url)
+        return ChatEndpoint(role, resolved.model, chat, limiter, health=health)
 
     def close(self) -> None:
         self.embedded.stop()

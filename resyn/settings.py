@@ -63,8 +63,16 @@ class LLMSettings(RoleSettings):
     temperature: float | None = 0.7
     max_tokens: int | None = 4096
     timeout_s: float = Field(180.0, description="one request's time limit")
-    retries: int = Field(3, ge=0, description="retries of a transient fault (timeout, 429, 5xx, refused)")
-    retry_initial_s: float = Field(1.0, description="first backoff; doubles per retry")
+    retries: int = Field(
+        3, ge=0, description="quick retries of a transient fault (timeout, 429, 5xx, refused, bad body)"
+    )
+    retry_initial_s: float = Field(1.0, gt=0, description="first backoff; doubles per retry, jittered")
+    outage_check_max_s: float = Field(
+        60.0, gt=0, description="longest wait between checks of an endpoint that is down (and backoff cap)"
+    )
+    max_outage_s: float | None = Field(
+        None, gt=0, description="an outage longer than this stops the work, to be resumed (unset: wait)"
+    )
     max_concurrency: int = Field(8, ge=1, description="requests in flight per endpoint")
 
 
@@ -93,6 +101,12 @@ class SynthesisSettings(BaseModel):
     exemplars: int = Field(2, ge=0, description="example environments shown to the author")
     probe_instances: int = Field(4, ge=1, description="solver probes per difficulty")
     probe_seed: int = Field(7_000_000, description="first seed of the probe instances")
+    max_missing_answers: float = Field(
+        0.1,
+        ge=0,
+        le=1,
+        description="share of probe answers that may be lost to faults (else the probe is void)",
+    )
     min_pass_rate: float = Field(0.0, description="overall pass rate must be above this (else unsolvable)")
     max_pass_rate: float = Field(1.0, description="overall pass rate must be below this (else too easy)")
     max_difficulty_rise: float = Field(

@@ -75,6 +75,9 @@ STATUS_STYLES = {
     "round": "bold",
     "stop": "bold",
     "dropped": "dim",
+    "paused": "bold yellow",
+    "resumed": "bold green",
+    "failed": "bold red",
 }
 
 
@@ -88,8 +91,8 @@ def _tokens(usage: dict) -> str:
 
 def progress_line(node: str, update: dict) -> Text:
     """One line per finished graph step, for `resyn synthesize`'s live progress."""
-    line = Text(f"  {node.removeprefix('__error_handler__'):<12} ", style="bold")
-    if node.startswith("__error_handler__"):
+    line = Text(f"  {node:<12} ", style="bold")
+    if node in ("draft", "repair") and update.get("status"):
         line.append(f"failed: {update.get('reason', '')}", style="magenta")
     elif node in ("draft", "repair"):
         call = (update.get("llm_calls") or [{}])[0]
@@ -112,7 +115,10 @@ def progress_line(node: str, update: dict) -> Text:
                     else update.get("reason", ""))  # fmt: skip
     elif node == "solve":
         answer = (update.get("answers") or [{}])[0]
-        line.append(f"probe {answer.get('index')}: answered {answer.get('answer')!r:.40}")
+        if answer.get("error"):
+            line.append(f"probe {answer.get('index')}: no answer ({answer['error']})", style="magenta")
+        else:
+            line.append(f"probe {answer.get('index')}: answered {answer.get('answer')!r:.40}")
     elif node == "score_probe":
         rates = update.get("pass_rates")
         line.append(" ".join(f"d{level}={rate:.2f}" for level, rate in rates.items()) if rates else "")

@@ -3,14 +3,22 @@
 It runs in the test's process (no network beyond 127.0.0.1) and answers with a reply function of
 the request's messages. `scripted_world_reply` routes each request to the scripted world's fake
 author, solver or scout by its system prompt. Every request is recorded.
+
+It also misbehaves on demand, as real endpoints do: `Faults` picks a share of the requests to
+answer with a fault (429 with Retry-After, 500, a hang past the client's timeout, an empty body,
+truncated JSON, an empty message, prose without code, a dropped connection), and `go_down()` /
+`come_back()` stop and restart the listener on the same port (connections are refused meanwhile).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -36,48 +44,140 @@ def scripted_world_reply(messages: list[dict[str, Any]]) -> str:
     return scripted_world.reply_for(role_of(messages))(converted)
 
 
+FAULT_KINDS = ("429", "500", "hang", "empty_body", "truncated_json", "empty_message", "no_code", "drop")
+
+
+@dataclass
+class Faults:
+    """Which requests get a fault instead of their reply: deterministic, by a hash of the request
+    and how often the same request was seen, so a retried request is faulted at most `repeats`
+    times in a row. `roles` limits the faults to some roles; "no_code" (a reply that is prose) is
+    given to the author only, where it is a reply the author must be asked again for."""
+
+    share: float = 0.25
+    kinds: tuple[str, ...] = FAULT_KINDS
+    roles: tuple[str, ...] = ("author", "solver", "scout")
+    repeats: int = 2
+    hang_s: float = 3.0
+    seen: Counter = field(default_factory=Counter)
+
+    def pick(self, body: dict[str, Any]) -> str | None:
+        role = role_of(body["messages"])
+        if role not in self.roles:
+            return None
+        key = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
+        times = self.seen[key]
+        self.seen[key] += 1
+        digest = int(hashlib.sha256(f"{key}/{times}".encode()).hexdigest(), 16)
+        if times >= self.repeats or digest % 1000 >= self.share * 1000:
+            return None
+        kind = self.kinds[(digest // 1000) % len(self.kinds)]
+        return "500" if kind == "no_code" and role != "author" else kind
+
+
 class FakeOpenAI:
     """`with FakeOpenAI(reply) as server:` → `server.url` is the base URL; `server.requests` logs every
-    request as it arrives, `server.answered` counts the replies sent in full."""
+    request as it arrives, `server.answered` counts the replies sent in full, `server.faulted` the
+    faults given, by kind."""
 
-    def __init__(self, reply: Reply, latency_s: float = 0.0) -> None:
-        self.reply, self.latency_s = reply, latency_s
+    def __init__(self, reply: Reply, latency_s: float = 0.0, faults: Faults | None = None) -> None:
+        self.reply, self.latency_s, self.faults = reply, latency_s, faults
         self.requests: list[dict[str, Any]] = []
         self.answered = 0  # replies sent in full
+        self.faulted: Counter = Counter()
         self.replying = threading.Event()
         self.replying.set()
+        self._lock = threading.Lock()
         fake = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                fake.requests.append({"path": self.path, "auth": self.headers.get("Authorization"), **body})
+                with fake._lock:
+                    fake.requests.append(
+                        {"path": self.path, "auth": self.headers.get("Authorization"), **body}
+                    )
+                    fault = fake.faults.pick(body) if fake.faults else None
+                    if fault:
+                        fake.faulted[fault] += 1
                 time.sleep(fake.latency_s)
                 fake.replying.wait()
-                payload = json.dumps(completion(fake.reply(body["messages"]), body["model"])).encode()
                 try:
-                    self.send_response(200)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    self.end_headers()
-                    self.wfile.write(payload)
+                    if fault:
+                        fake.misbehave(self, fault, body)
+                        return
+                    payload = json.dumps(completion(fake.reply(body["messages"]), body["model"])).encode()
+                    self.send(200, payload)
                 except (BrokenPipeError, ConnectionResetError):
                     return  # the client is gone (a test killed it): this call never finished
-                fake.answered += 1
+                with fake._lock:
+                    fake.answered += 1
+
+            def send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(payload)))
+                for name, value in (headers or {}).items():
+                    self.send_header(name, value)
+                self.end_headers()
+                self.wfile.write(payload)
 
             def log_message(self, *_args: object) -> None:
                 pass
 
+        self.handler = Handler
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_port}/v1"
+        self.port = self.server.server_port
+        self.url = f"http://127.0.0.1:{self.port}/v1"
+
+    def misbehave(self, handler: BaseHTTPRequestHandler, fault: str, body: dict[str, Any]) -> None:
+        error = json.dumps(
+            {"error": {"message": f"injected fault: {fault}", "type": "server_error"}}
+        ).encode()
+        if fault == "429":
+            handler.send(429, error, {"Retry-After": "1"})
+        elif fault == "500":
+            handler.send(500, error)
+        elif fault == "hang":
+            time.sleep(self.faults.hang_s)  # past the client's timeout: it has given up by now
+            handler.close_connection = True
+        elif fault == "empty_body":
+            handler.send(200, b"")
+        elif fault == "truncated_json":
+            payload = json.dumps(completion(self.reply(body["messages"]), body["model"])).encode()
+            handler.send(200, payload[: len(payload) // 2])
+        elif fault == "empty_message":
+            handler.send(200, json.dumps(completion("", body["model"])).encode())
+        elif fault == "no_code":
+            prose = "Happy to help! An environment like this needs careful thought; let me outline it first."
+            handler.send(200, json.dumps(completion(prose, body["model"])).encode())
+        elif fault == "drop":
+            handler.close_connection = True  # no response at all
+        else:
+            raise ValueError(f"unknown fault {fault!r}")
 
     def __enter__(self) -> FakeOpenAI:
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self._serve()
         return self
 
     def __exit__(self, *_exc_info: object) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        self.go_down()
+
+    def _serve(self) -> None:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def go_down(self) -> None:
+        """Stop listening: new connections are refused until `come_back`."""
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()
+            self.server = None
+
+    def come_back(self) -> None:
+        """Listen again, on the same port."""
+        if self.server is None:
+            self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+            self._serve()
 
     def hold(self) -> None:
         """Stop replying: calls from now on stay in flight until `release`."""

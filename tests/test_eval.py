@@ -153,7 +153,7 @@ async def test_a_run_scores_per_task_and_keeps_each_result(tmp_path: Path) -> No
 async def test_a_rerun_asks_only_what_is_missing(tmp_path: Path) -> None:
     run = RunFile.create(tmp_path / "run-b.jsonl", RunOptions("bbh", "scripted"))
     first = await run_benchmark(
-        run, EXAMPLES, endpoint(answer_by_question(failing={2, 5})), data_dir=tmp_path, retries=0
+        run, EXAMPLES, endpoint(answer_by_question(failing={2, 5})), data_dir=tmp_path
     )
     assert first.missing == 2 and first.answered == 4
     path = tmp_path / "run-b.jsonl"

@@ -106,15 +106,16 @@ def test_synthesize_usage_errors_are_one_line(tmp_path: Path) -> None:
     assert resyn("library", "list", "--status", "bogus", RESYN_DATA_DIR=str(tmp_path)).returncode == 2
 
 
-def test_an_unreachable_endpoint_ends_as_an_llm_failure(tmp_path: Path) -> None:
+def test_an_unreachable_endpoint_pauses_then_stops_resumably_without_a_verdict(tmp_path: Path) -> None:
     done = resyn(
         "synthesize", "x", "--json",
         RESYN_LLM_BASE_URL="http://127.0.0.1:9/v1", RESYN_LLM_MODEL="m", RESYN_DATA_DIR=str(tmp_path),
-        RESYN_LLM_RETRIES="1", RESYN_LLM_RETRY_INITIAL_S="0.01",
+        RESYN_LLM_RETRIES="1", RESYN_LLM_RETRY_INITIAL_S="0.01", RESYN_LLM_MAX_OUTAGE_S="1",
     )  # fmt: skip
-    assert done.returncode == 1
-    record = json.loads(done.stdout)
-    assert record["status"] == "llm_failure"
-    assert "Connection" in record["reason"]
+    assert done.returncode == 75
+    note, error = done.stderr.strip().splitlines()[-2:]
+    assert "http://127.0.0.1:9/v1 is not answering" in note and "paused" in note
+    assert error.startswith("error: http://127.0.0.1:9/v1 has not answered for 1 s")
+    assert "resume with: resyn synthesize --resume " in error
     rows = sqlite3.connect(tmp_path / "library.sqlite").execute("SELECT status FROM environments").fetchall()
-    assert rows == [("llm_failure",)]
+    assert rows == [("running",)]  # an outage is no verdict: nothing is charged to the topic

@@ -13,6 +13,7 @@ from langchain_core.messages import BaseMessage
 
 from resyn.agents.exemplars import load_exemplars
 from resyn.agents.llm import ChatEndpoint
+from resyn.agents.resilience import EndpointDown
 from resyn.agents.scripted import ScriptedChatModel, in_order
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import synthesize
@@ -168,14 +169,51 @@ async def test_transient_llm_faults_are_retried(synthesis_settings: Settings, po
     assert len(calls(runtime, "author")) == 3
 
 
-async def test_a_fault_that_persists_ends_the_environment_with_the_reason(
+PING = "Reply with the word OK."
+
+
+async def test_a_request_the_endpoint_refuses_ends_the_environment_with_the_reason(
     synthesis_settings: Settings, pool: KernelPool
 ) -> None:
-    runtime = runtime_for(synthesis_settings, pool, lambda _messages: TimeoutError("the endpoint timed out"))
+    request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
+    refused = openai.BadRequestError("context too long", response=httpx.Response(400, request=request), body=None)
+    runtime = runtime_for(synthesis_settings, pool, lambda _messages: refused)
+    record = await synthesize(runtime, "mental arithmetic")
+    assert record.status == "llm_failure"
+    assert "BadRequestError: context too long" in record.reason
+    assert len(calls(runtime, "author")) == 1  # not a transient fault: asked once
+
+
+async def test_a_fault_of_one_request_while_the_endpoint_answers_is_an_llm_failure(
+    synthesis_settings: Settings, pool: KernelPool
+) -> None:
+    def times_out_but_answers_a_ping(messages: list[BaseMessage]) -> str | BaseException:
+        return "OK" if question_of(messages) == PING else TimeoutError("the endpoint timed out")
+
+    runtime = runtime_for(synthesis_settings, pool, times_out_but_answers_a_ping)
     record = await synthesize(runtime, "mental arithmetic")
     assert record.status == "llm_failure"
     assert "TimeoutError: the endpoint timed out" in record.reason
-    assert len(calls(runtime, "author")) == 4  # the first try and three retries
+    asked = [question_of(call) for call in calls(runtime, "author")]
+    assert len(asked) == 5 and asked[-1] == PING  # the first try, three retries, then the ping
+
+
+async def test_an_endpoint_that_answers_nothing_pauses_the_synthesis_unjudged(
+    synthesis_settings: Settings, pool: KernelPool
+) -> None:
+    settings = synthesis_settings.model_copy(
+        update={"llm": LLMSettings(retries=2, retry_initial_s=0.01, max_outage_s=0.3)}
+    )
+    down = runtime_for(settings, pool, lambda _messages: TimeoutError("the endpoint timed out"))
+    with pytest.raises(EndpointDown, match="has not answered for 0.3 s"):
+        await synthesize(down, "mental arithmetic", environment_id="outage", probe=False)
+    assert down.library.get("outage").status == "running"  # nothing judged, nothing charged
+    assert len(calls(down, "author")) > 3  # it kept checking after its quick retries
+
+    back = runtime_for(settings, pool, in_order([fenced(VALID)]))
+    record = await synthesize(back, None, environment_id="outage")
+    assert record.status == "accepted"
+    assert len(calls(back, "author")) == 1
 
 
 async def test_a_solver_outage_is_an_llm_failure_not_unsolvable(

@@ -68,7 +68,7 @@ def library(
     levels = difficulty_levels(difficulties)
     settings = existing_workspace()
     factory = _solver_factory(settings, model)
-    workspace = Library(settings.data_dir)
+    workspace = Library(settings.data_dir, read_only=True)
     if not workspace.environments("accepted"):
         workspace.close()
         print_error(f"the library in {settings.data_dir} has no accepted environments to evaluate on")
@@ -213,8 +213,6 @@ def _benchmark(
                     factory.endpoint("solver"),
                     data_dir=data,
                     concurrency=concurrency,
-                    retries=settings.llm.retries,
-                    retry_initial_s=settings.llm.retry_initial_s,
                     on_result=on_result,
                 )
             )

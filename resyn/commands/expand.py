@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from resyn.console import console, errors, fail_usage, print_error
+from resyn.console import ENDPOINT_DOWN, console, errors, fail_usage, print_error
 
 _ROLES = ("author", "solver", "scout")
 
@@ -30,10 +30,22 @@ def expand(
     benchmark_dir: Annotated[
         Path | None, typer.Option(help="BBH/BBEH data to flag contaminated environments against")
     ] = None,
+    max_outage: Annotated[
+        float | None,
+        typer.Option(min=0.01, help="minutes the endpoint may be down before the job stops (default: wait)"),
+    ] = None,
 ) -> None:
     """Grow the library: scout topics, synthesize environments for them, keep the novel ones."""
+    from resyn.agents.resilience import EndpointDown
     from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
-    from resyn.graph.expansion import JobExists, JobOptions, UnknownJob, WorkspaceBusy
+    from resyn.graph.expansion import (
+        CheckpointMissing,
+        JobExists,
+        JobFailed,
+        JobOptions,
+        UnknownJob,
+        WorkspaceBusy,
+    )
     from resyn.graph.expansion import expand as run_expansion
     from resyn.graph.runtime import open_runtime
     from resyn.memory.contamination import BenchmarkDataMissing
@@ -46,6 +58,8 @@ def expand(
                "max_hours": max_hours, "max_environments": max_environments}  # fmt: skip
     changes = {name: value for name, value in budgets.items() if value is not None} if resume else {}
     settings = Settings()
+    if max_outage is not None:
+        settings.llm.max_outage_s = max_outage * 60
     if benchmark_dir is not None:
         if not benchmark_dir.is_dir():
             raise fail_usage(f"no such directory: {benchmark_dir}")
@@ -96,7 +110,10 @@ def expand(
         raise typer.Exit(130) from None
     except (JobExists, UnknownJob, WorkspaceBusy, BenchmarkDataMissing) as error:
         raise fail_usage(str(error).strip("'\"")) from None
-    except EmbeddedModelMissing as error:
+    except EndpointDown as error:
+        print_error(f"{error}: the job is paused; resume with: resyn expand --resume {name}")
+        raise typer.Exit(ENDPOINT_DOWN) from None
+    except (EmbeddedModelMissing, JobFailed, CheckpointMissing) as error:
         print_error(str(error))
         raise typer.Exit(1) from None
     console.print(f"job {finished_options.name} stopped: {reason}", highlight=False, soft_wrap=True)
@@ -134,8 +151,9 @@ def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON ar
         table.add_column(column)
     for row in rows:
         note = row["stop_reason"] if row["state"] == "finished" else ""
-        if row["state"] in ("interrupted", "stopped"):
-            note = f"resume: resyn expand --resume {row['job']}"
+        if row["state"] in ("interrupted", "stopped", "failed"):
+            why = f"{row['stop_reason']}; " if row["stop_reason"] else ""
+            note = f"{why}resume: resyn expand --resume {row['job']}"
         table.add_row(
             row["job"],
             row["state"],

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import typer
 
-from resyn.console import console, errors, fail_usage, print_error
+from resyn.console import ENDPOINT_DOWN, console, errors, fail_usage, print_error
 
 _KEPT = "accepted"
 
@@ -22,6 +22,7 @@ def synthesize(
     as_json: Annotated[bool, typer.Option("--json", help="print the library record as JSON")] = False,
 ) -> None:
     """Draft an environment for TOPIC, validate and repair it, probe it with the solver, store the verdict."""
+    from resyn.agents.resilience import EndpointDown
     from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
     from resyn.graph.runtime import open_runtime
     from resyn.graph.synthesis import NothingToResume
@@ -50,6 +51,11 @@ def synthesize(
 
     async def run() -> Any:
         async with open_runtime(settings) as runtime:
+            runtime.watch_endpoints(
+                lambda _event, line: errors.print(
+                    f"[yellow]note:[/yellow] {line}", highlight=False, soft_wrap=True
+                )
+            )
             if runtime.models is not None and any(runtime.models.uses_embedded(role) for role in roles):
                 errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
             if not as_json:
@@ -69,6 +75,9 @@ def synthesize(
     except KeyboardInterrupt:
         print_error(f"interrupted; resume with: resyn synthesize --resume {environment_id}")
         raise typer.Exit(130) from None
+    except EndpointDown as error:
+        print_error(f"{error}; resume with: resyn synthesize --resume {environment_id}")
+        raise typer.Exit(ENDPOINT_DOWN) from None
     except NothingToResume as error:
         raise fail_usage(str(error).strip("'\"")) from None
     except EmbeddedModelMissing as error:
