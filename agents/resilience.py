@@ -4,9 +4,9 @@ A call that meets a transient fault (timeout, refused connection, 429, 5xx, an e
 body) is tried again after a jittered, doubling backoff; a 429's `Retry-After` sets the wait. When
 the retries are spent, the question is whether the endpoint is down or this one request is bad:
 
-- if the endpoint answered any other call since this one started failing, or answers a tiny ping
-  now, the request is bad, and its fault is raised (the caller records it: an `llm_failure`, or a
-  missing probe answer);
+- if the endpoint answers a tiny ping now, the request is bad, and its fault is raised (the caller
+  records it: an `llm_failure`, or a missing probe answer). Other calls' answers prove nothing
+  here: replies already on their way when an endpoint dies still arrive;
 - otherwise the endpoint is down: the call does not fail, it waits, checking the endpoint at
   growing intervals (`outage_check_max_s` at most) until it answers, and then goes on. Calls made
   while the endpoint is known to be down skip the quick retries and wait the same way. Listeners
@@ -14,7 +14,7 @@ the retries are spent, the question is whether the endpoint is down or this one 
   turns a longer outage into `EndpointDown`, which stops the work cleanly: nothing is charged to it.
 
 One `EndpointHealth` is shared by every role that talks to the same endpoint, like its limiter,
-so one role's answers prove the endpoint up for the others.
+so an outage that one role notices pauses the others too, and one answer ends it for all.
 """
 
 from __future__ import annotations
@@ -106,7 +106,6 @@ class EndpointHealth:
         self.name = name
         self.settings = settings or LLMSettings()
         self.listeners: list[Listener] = []
-        self.last_success = 0.0  # monotonic time of the latest answered call
         self.down_since: float | None = None
         self._up = asyncio.Event()
         self._up.set()
@@ -120,7 +119,7 @@ class EndpointHealth:
 
         `ping()` makes a tiny request: when it answers while `send()` keeps failing, the endpoint
         is up and this request is the problem."""
-        failures, failing_since = 0, 0.0
+        failures = 0
         check_wait = self.settings.retry_initial_s
         while True:
             if self.down and failures == 0:
@@ -131,18 +130,21 @@ class EndpointHealth:
             except Exception as error:
                 if not is_transient(error):
                     raise
-                failing_since = failing_since or time.monotonic()
                 failures += 1
                 if failures <= self.settings.retries:
                     await asyncio.sleep(self._backoff(failures, error))
                     continue
-                if self.last_success > failing_since or await self._answers(ping):
-                    raise  # the endpoint answers others: this request is the problem
+                was_down = self.down
+                if await self._answers(ping):
+                    if was_down:  # it just came back: this request gets a fresh set of retries
+                        failures = 0
+                        continue
+                    raise  # the endpoint answers: this request is the problem
                 self._mark_down(error)
                 await self._wait_for_recovery(check_wait)
                 check_wait = self._grow(check_wait)
                 if not self.down:  # it answers again: a fresh set of quick retries
-                    failures, failing_since = 0, 0.0
+                    failures = 0
                 continue
             self._mark_up()
             return result
@@ -200,10 +202,9 @@ class EndpointHealth:
         )
 
     def _mark_up(self) -> None:
-        self.last_success = time.monotonic()
         if self.down_since is None:
             return
-        lasted = self.last_success - self.down_since
+        lasted = time.monotonic() - self.down_since
         self.down_since = None
         self._up.set()
         self._tell("up", f"{self.name} answers again after {lasted:.0f} s: resumed")

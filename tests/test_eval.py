@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 from example_library import build_example_library
-from fake_openai import FakeOpenAI
 from langchain_core.messages import BaseMessage
 
 from resyn.agents.llm import ChatEndpoint
@@ -30,6 +29,7 @@ from resyn.evals.eval_benchmarks import (
 from resyn.evals.eval_library import evaluate_library
 from resyn.evals.export import held_out_seeds
 from resyn.settings import Settings
+from resyn.testing.fake_openai import FakeOpenAI
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.sampler import sample_in_kernel
 

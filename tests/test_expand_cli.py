@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI, scripted_world_reply
+
+from resyn.testing.fake_openai import FakeOpenAI, scripted_world_reply
 
 JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", "6", "--concurrency", "3"]
 

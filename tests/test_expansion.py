@@ -13,9 +13,18 @@ from resyn.agents import scripted_world
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.scout import parse_topics
 from resyn.agents.scripted import ScriptedChatModel
-from resyn.graph.expansion import JobOptions, WorkspaceBusy, expand, job_log_path, workspace_lock
+from resyn.graph.expansion import (
+    CheckpointMissing,
+    JobFailed,
+    JobOptions,
+    WorkspaceBusy,
+    expand,
+    job_log_path,
+    workspace_lock,
+)
 from resyn.graph.runtime import open_runtime
 from resyn.memory.embeddings import Embedder
+from resyn.memory.library import Library
 from resyn.memory.topics import TopicGraph
 from resyn.settings import FrontierSettings, Settings, SynthesisSettings
 
@@ -145,6 +154,46 @@ async def test_an_exhausted_frontier_ends_the_job(job_settings: Settings, embedd
     assert reason == "the frontier is empty: every topic is retired"
     assert [record.status for record in records] == ["invalid", "invalid"]
     assert calls["scout"] == 2  # two fruitless scout calls in a row, then it gives up
+
+
+async def test_a_bug_in_the_job_marks_it_failed_and_resume_carries_on_once_fixed(
+    job_settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    options = JobOptions(name="buggy", seed_topics=SEEDS, target=3, concurrency=3)
+    set_counts, planned_rounds = TopicGraph.set_counts, []
+
+    def broken_after_the_first_round(self: TopicGraph, counts: dict) -> None:
+        planned_rounds.append(len(planned_rounds) + 1)
+        if len(planned_rounds) > 1:
+            raise RuntimeError("a bug in the frontier")
+        set_counts(self, counts)
+
+    monkeypatch.setattr(TopicGraph, "set_counts", broken_after_the_first_round)
+    with pytest.raises(JobFailed) as failed:
+        await run_job(job_settings, embedder, options)
+    message = str(failed.value)
+    log = job_log_path(job_settings.data_dir, "buggy")
+    assert message.startswith("job buggy failed: RuntimeError: a bug in the frontier")
+    assert str(log) in message and message.endswith("resyn expand --resume buggy")
+    assert "Traceback" in log.read_text()
+    assert Library(job_settings.data_dir).job("buggy").status == "failed"
+
+    monkeypatch.setattr(TopicGraph, "set_counts", set_counts)  # the cause, fixed
+    reason, records, _counts, calls = await run_job(job_settings, embedder, None, resume="buggy")
+    assert reason == "target reached: 3 accepted"
+    assert calls["author"] == 0  # the first round's three were kept, and they reached the target
+    assert {record.status for record in records} == {"accepted"}
+
+
+async def test_resume_refuses_a_job_whose_checkpoints_are_gone(
+    job_settings: Settings, embedder: Embedder
+) -> None:
+    options = JobOptions(name="lost", seed_topics=SEEDS, target=5, concurrency=2, max_environments=2)
+    await run_job(job_settings, embedder, options)
+    for leftover in job_settings.data_dir.glob("checkpoints.sqlite*"):
+        leftover.unlink()
+    with pytest.raises(CheckpointMissing, match="holds no progress of job 'lost'"):
+        await run_job(job_settings, embedder, None, resume="lost")
 
 
 def test_one_job_at_a_time_per_workspace(tmp_path: Path) -> None:

@@ -16,7 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from fake_openai import FakeOpenAI
+
+from resyn.testing.fake_openai import FakeOpenAI
 
 VALID = (Path(__file__).parent / "fixtures" / "valid_minimal.py").read_text()
 

@@ -176,7 +176,9 @@ async def test_a_request_the_endpoint_refuses_ends_the_environment_with_the_reas
     synthesis_settings: Settings, pool: KernelPool
 ) -> None:
     request = httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")
-    refused = openai.BadRequestError("context too long", response=httpx.Response(400, request=request), body=None)
+    refused = openai.BadRequestError(
+        "context too long", response=httpx.Response(400, request=request), body=None
+    )
     runtime = runtime_for(synthesis_settings, pool, lambda _messages: refused)
     record = await synthesize(runtime, "mental arithmetic")
     assert record.status == "llm_failure"
@@ -205,7 +207,7 @@ async def test_an_endpoint_that_answers_nothing_pauses_the_synthesis_unjudged(
         update={"llm": LLMSettings(retries=2, retry_initial_s=0.01, max_outage_s=0.3)}
     )
     down = runtime_for(settings, pool, lambda _messages: TimeoutError("the endpoint timed out"))
-    with pytest.raises(EndpointDown, match="has not answered for 0.3 s"):
+    with pytest.raises(EndpointDown, match=r"has not answered for 0\.3 s"):
         await synthesize(down, "mental arithmetic", environment_id="outage", probe=False)
     assert down.library.get("outage").status == "running"  # nothing judged, nothing charged
     assert len(calls(down, "author")) > 3  # it kept checking after its quick retries

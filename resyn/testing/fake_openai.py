@@ -1,4 +1,4 @@
-"""A loopback HTTP server that speaks the OpenAI chat-completions format, for CLI tests.
+"""A loopback HTTP server that speaks the OpenAI chat-completions format, for CLI tests and benchmarks.
 
 It runs in the test's process (no network beyond 127.0.0.1) and answers with a reply function of
 the request's messages. `scripted_world_reply` routes each request to the scripted world's fake
@@ -52,7 +52,8 @@ class Faults:
     """Which requests get a fault instead of their reply: deterministic, by a hash of the request
     and how often the same request was seen, so a retried request is faulted at most `repeats`
     times in a row. `roles` limits the faults to some roles; "no_code" (a reply that is prose) is
-    given to the author only, where it is a reply the author must be asked again for."""
+    given to the author only, where it is a reply the author must be asked again for; an author
+    makes few calls, so its first one always gets that fault."""
 
     share: float = 0.25
     kinds: tuple[str, ...] = FAULT_KINDS
@@ -60,6 +61,7 @@ class Faults:
     repeats: int = 2
     hang_s: float = 3.0
     seen: Counter = field(default_factory=Counter)
+    author_faulted: bool = False
 
     def pick(self, body: dict[str, Any]) -> str | None:
         role = role_of(body["messages"])
@@ -68,6 +70,9 @@ class Faults:
         key = hashlib.sha256(json.dumps(body["messages"], sort_keys=True).encode()).hexdigest()
         times = self.seen[key]
         self.seen[key] += 1
+        if role == "author" and "no_code" in self.kinds and not self.author_faulted:
+            self.author_faulted = True
+            return "no_code"
         digest = int(hashlib.sha256(f"{key}/{times}".encode()).hexdigest(), 16)
         if times >= self.repeats or digest % 1000 >= self.share * 1000:
             return None
