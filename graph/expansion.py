@@ -40,10 +40,11 @@ from pydantic import BaseModel, Field
 
 from resyn.agents import scout
 from resyn.agents.resilience import EndpointDown, describe
-from resyn.graph.runtime import SynthesisRuntime
+from resyn.graph.runtime import SynthesisRuntime, checkpoint_path
 from resyn.graph.synthesis import add_usage, synthesize
 from resyn.memory.library import STATUSES
 from resyn.memory.topics import TopicGraph
+from resyn.memory.workspace import WorkspaceDamaged
 from resyn.tracing import TraceEvent
 
 T = TypeVar("T")
@@ -226,8 +227,8 @@ class Expansion:
                     )
                 )
                 status, reason = record.status, record.reason
-            except EndpointDown:
-                raise  # an outage past its limit stops the job; the synthesis resumes with it
+            except (EndpointDown, WorkspaceDamaged):
+                raise  # an outage past its limit, or a damaged or full workspace, stops the job
             except Exception as error:  # a bug on one environment must not end a job of hours
                 status, reason = "error", f"{type(error).__name__}: {error}"[:300]
                 library.start(identifier, topic, "?", None, job=options.name)
@@ -325,10 +326,18 @@ def _event_log(path: Path) -> logging.Logger:
     logger.propagate = False
     logger.setLevel(logging.INFO)
     if not any(getattr(handler, "baseFilename", None) == str(path.resolve()) for handler in logger.handlers):
-        handler = logging.FileHandler(path, encoding="utf-8")
+        handler = _StrictFileHandler(path, encoding="utf-8")
         handler.setFormatter(logging.Formatter("%(asctime)s %(message)s", "%Y-%m-%dT%H:%M:%S"))
         logger.addHandler(handler)
     return logger
+
+
+class _StrictFileHandler(logging.FileHandler):
+    """A log write that fails (a full disk) raises, to end the job in one line, instead of
+    logging's own traceback on stderr and a job that goes on without its log."""
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        raise
 
 
 class WorkspaceBusy(RuntimeError):
@@ -351,10 +360,6 @@ def workspace_lock(data_dir: Path) -> Iterator[None]:
 
 class JobFailed(RuntimeError):
     """resyn's own machinery failed (a bug, a full disk): the job is marked failed, resumable."""
-
-
-class CheckpointMissing(RuntimeError):
-    """`--resume` named a job whose environments exist but whose checkpoints are gone."""
 
 
 class JobExists(ValueError):
@@ -405,9 +410,10 @@ async def _expand(
     app = expansion.build().compile(checkpointer=runtime.checkpointer)
     saved_state = await app.aget_state(config)
     if resume is not None and not saved_state.values and _tried(expansion.counts()):
-        raise CheckpointMissing(
-            f"{runtime.settings.data_dir / 'checkpoints.sqlite'}: holds no progress of job {resume!r}, "
-            "whose environments are in the library; restore the file from a backup, or start a new job"
+        raise WorkspaceDamaged(
+            checkpoint_path(runtime.settings),
+            f"holds no progress of job {resume!r}, whose environments are in the library",
+            "restore it from a backup, or start a new job",
         )
     if saved_state.values and not saved_state.next:
         still_stopped = expansion.stop_reason(saved_state.values, expansion.counts()) if changes else None
@@ -432,6 +438,9 @@ async def _expand(
             pass
     except EndpointDown as error:
         _stopped(expansion, "interrupted", f"paused: {error}")
+        raise
+    except WorkspaceDamaged as error:
+        _stopped(expansion, "interrupted", str(error))  # as far as the damage lets it be written
         raise
     except Exception as error:
         expansion.log.exception("failed  %s", describe(error))  # the traceback, for whoever fixes it

@@ -24,6 +24,7 @@ from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import NoveltyMemory
 from resyn.memory.traces import TraceStore
+from resyn.memory.workspace import reported
 from resyn.models import ModelFactory
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
@@ -86,9 +87,11 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSave
     process being killed (what resuming relies on) without an fsync per step, which would cost
     more than a step; only a power cut can lose the last commits."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    async with AsyncSqliteSaver.from_conn_string(str(checkpoint_path(settings))) as saver:
-        await saver.setup()
-        await saver.conn.execute("PRAGMA synchronous=NORMAL")
+    path = checkpoint_path(settings)
+    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+        with reported(path):
+            await saver.setup()
+            await saver.conn.execute("PRAGMA synchronous=NORMAL")
         yield saver
 
 

@@ -2,7 +2,9 @@
 
 One file per workspace (`<data_dir>/library.sqlite`). Writes are small and idempotent (an attempt
 is keyed by environment and number), so a resumed synthesis that replays a step never duplicates
-a row. Accepted environments are also written as `.py` files a person can open.
+a row. Accepted environments are also written as `.py` files a person can open. Commands that only
+read open it read-only: they work in a read-only workspace and create nothing. A damaged or lost
+library is WorkspaceDamaged (see memory/workspace.py), never silently replaced.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from resyn.contract import ValidationReport
+from resyn.memory.workspace import WorkspaceDamaged, open_library, remedy, reported
 
 STATUSES = (
     "running",
@@ -108,7 +111,7 @@ class EnvironmentRecord(BaseModel):
 class JobRecord(BaseModel):
     name: str
     options: dict[str, Any]
-    status: str  # running, interrupted, finished
+    status: str  # running, interrupted, failed (resyn's own fault; resumable), finished
     stop_reason: str
     pid: int | None
     created: float
@@ -162,20 +165,37 @@ def source_hash(source: str) -> str:
 
 
 class Library:
-    """`Library(data_dir)`: open (and create) the workspace's library."""
+    """`Library(data_dir)`: open (and create) the workspace's library; `read_only=True` for
+    commands that only read it."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
         self.data_dir = Path(data_dir)
-        self.data_dir.mkdir(parents=True, exist_ok=True)
         self.files_dir = self.data_dir / "environments"
-        self._db = sqlite3.connect(self.data_dir / "library.sqlite", isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.executescript(_SCHEMA)
+        self._db = open_library(self.data_dir, read_only=read_only)
+        if not self._db.read_only:
+            self._db.script(_SCHEMA)
+            for column in self._missing_columns():
+                self._db.execute(f"ALTER TABLE environments ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
+            return
+        path = self._db.path
+        if not {"environments", "jobs", "attempts"} <= self._db.tables():
+            self._db.close()
+            raise WorkspaceDamaged(path, "damaged (it has no library tables)", remedy("damaged", path))
+        if self._missing_columns():  # written by an older resyn: upgraded once, by a writable opening
+            self._db.close()
+            try:
+                Library(self.data_dir).close()
+            except WorkspaceDamaged:
+                raise WorkspaceDamaged(
+                    path,
+                    "written by an older resyn, and cannot be upgraded here",
+                    f"make {self.data_dir} writable once, then run the command again",
+                ) from None
+            self._db = open_library(self.data_dir, read_only=True)
+
+    def _missing_columns(self) -> list[str]:
         present = {row["name"] for row in self._db.execute("PRAGMA table_info(environments)")}
-        for column, kind in _ADDED_COLUMNS.items():
-            if column not in present:
-                self._db.execute(f"ALTER TABLE environments ADD COLUMN {column} {kind}")
+        return [column for column in _ADDED_COLUMNS if column not in present]
 
     def close(self) -> None:
         self._db.close()
@@ -239,9 +259,10 @@ class Library:
             raise ValueError(f"unknown status {status!r}")
         path = None
         if status == "accepted" and source:
-            self.files_dir.mkdir(exist_ok=True)
             file = self.files_dir / f"{(name or 'environment')}-{environment_id[:8]}.py"
-            file.write_text(source)
+            with reported(file):
+                self.files_dir.mkdir(exist_ok=True)
+                file.write_text(source)
             path = str(file)
         self._db.execute(
             "UPDATE environments SET status=?, reason=?, source=?, source_hash=?, report=?, pass_rates=?,"
@@ -272,7 +293,7 @@ class Library:
         rows = self._db.execute(
             "SELECT * FROM environments WHERE id = ? OR id LIKE ? LIMIT 2",
             (environment_id, environment_id.replace("%", "") + "%"),
-        ).fetchall()
+        )
         exact = [row for row in rows if row["id"] == environment_id]
         if exact:
             return _environment(exact[0])
@@ -284,7 +305,7 @@ class Library:
         query, arguments = "SELECT * FROM environments", ()
         if status:
             query, arguments = query + " WHERE status = ?", (status,)
-        rows = self._db.execute(query + " ORDER BY created", arguments).fetchall()
+        rows = self._db.execute(query + " ORDER BY created", arguments)
         return [_environment(row) for row in rows]
 
     def accepted_embeddings(self) -> list[tuple[int, str, bytes]]:
@@ -292,15 +313,14 @@ class Library:
         rows = self._db.execute(
             "SELECT rowid, id, embedding FROM environments"
             " WHERE status = 'accepted' AND embedding IS NOT NULL"
-        ).fetchall()
+        )
         return [(row["rowid"], row["id"], row["embedding"]) for row in rows]
 
     def id_of_row(self, rowid: int) -> str:
-        return self._db.execute("SELECT id FROM environments WHERE rowid = ?", (rowid,)).fetchone()["id"]
+        return self._db.one("SELECT id FROM environments WHERE rowid = ?", (rowid,))["id"]
 
     def row_of(self, environment_id: str) -> int:
-        row = self._db.execute("SELECT rowid FROM environments WHERE id = ?", (environment_id,)).fetchone()
-        return row[0]
+        return self._db.one("SELECT rowid FROM environments WHERE id = ?", (environment_id,))[0]
 
     def topic_tallies(self) -> dict[str, TopicCounts]:
         """Per topic, over every finished environment in the workspace (all jobs)."""
@@ -346,7 +366,7 @@ class Library:
         )
 
     def job(self, name: str) -> JobRecord | None:
-        row = self._db.execute("SELECT * FROM jobs WHERE name = ?", (name,)).fetchone()
+        row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))
         return _job(row) if row else None
 
     def jobs(self) -> list[JobRecord]:
@@ -355,7 +375,7 @@ class Library:
     def attempts(self, environment_id: str) -> list[AttemptRecord]:
         rows = self._db.execute(
             "SELECT * FROM attempts WHERE environment_id = ? ORDER BY number", (environment_id,)
-        ).fetchall()
+        )
         return [
             AttemptRecord(
                 number=row["number"],

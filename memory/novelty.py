@@ -8,6 +8,7 @@ environments' vectors live in the library (one BLOB per row); the FAISS index be
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -82,5 +83,8 @@ class NoveltyMemory:
         return np.array([found[0][1] if found else 0.0 for found in nearest], dtype=np.float32)
 
     def save(self) -> None:
+        """Write the cache. One that cannot be written (a read-only folder, a full disk) is rebuilt
+        next time, so that is no error, and it must not hide the error that stopped the run."""
         if self._index is not None:
-            self._index.save(self.index_path)
+            with contextlib.suppress(OSError, RuntimeError):  # faiss raises RuntimeError
+                self._index.save(self.index_path)

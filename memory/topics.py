@@ -29,12 +29,13 @@ import numpy as np
 
 from resyn.memory.embeddings import DIMENSIONS
 from resyn.memory.library import TopicCounts
+from resyn.memory.workspace import WorkspaceDamaged, remedy, reported
 from resyn.settings import FrontierSettings
 
 ORIGINS = ("seed", "scouted")
 _FORMAT_VERSION = 1
-# what a corrupt, truncated or foreign file raises while it is read (binascii.Error is a ValueError)
-_UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError, nx.NetworkXError)
+# what a corrupt, truncated or foreign file raises while it is parsed (binascii.Error is a ValueError)
+_UNREADABLE = (ValueError, KeyError, TypeError, AttributeError, nx.NetworkXError)
 
 
 def topic_key(name: str) -> str:
@@ -56,12 +57,15 @@ class TopicGraph:
 
     @classmethod
     def load(cls, path: Path) -> TopicGraph:
-        """The saved graph, or an empty one when the file does not exist."""
+        """The saved graph, or an empty one when the file does not exist; WorkspaceDamaged when it
+        cannot be read or makes no sense."""
         topics = cls()
         if not path.exists():
             return topics
+        with reported(path):
+            text = path.read_text()
         try:
-            document = json.loads(path.read_text())
+            document = json.loads(text)
             if document.get("version") != _FORMAT_VERSION:
                 raise ValueError(f"unknown format version {document.get('version')!r}")
             graph = nx.node_link_graph(document["graph"], directed=True, multigraph=False, edges="edges")
@@ -71,9 +75,7 @@ class TopicGraph:
             if [graph.nodes[name]["order"] for name in names] != list(range(len(vectors))):
                 raise ValueError(f"{len(graph)} topics do not match {len(vectors)} vectors")
         except _UNREADABLE as error:
-            raise ValueError(
-                f"the topic graph {path} is unreadable ({error}); move it aside to start a new one"
-            ) from error
+            raise WorkspaceDamaged(path, f"damaged ({error})", remedy("damaged", path)) from error
         topics.graph = graph
         topics._names = names
         topics._rows = {topic_key(name): row for row, name in enumerate(names)}
@@ -87,10 +89,11 @@ class TopicGraph:
             "graph": nx.node_link_data(self.graph, edges="edges"),
             "vectors": base64.b64encode(self.vectors.astype("<f4").tobytes()).decode("ascii"),
         }
-        path.parent.mkdir(parents=True, exist_ok=True)
         temporary = path.with_name(path.name + ".tmp")
-        temporary.write_text(json.dumps(document))
-        temporary.replace(path)
+        with reported(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(json.dumps(document))
+            temporary.replace(path)
 
     def __len__(self) -> int:
         return len(self._names)

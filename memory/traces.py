@@ -3,7 +3,8 @@
 Events go into `trace_events` in the library's file (`library.sqlite`) as they happen, one commit
 each, so a crash loses at most the step in flight. `environment_story` assembles what a person (or
 the web viewer) wants to see about one environment: its record, attempts with the diff between
-consecutive drafts, the timeline, the probe.
+consecutive drafts, the timeline, the probe. Opened read-only, it writes nothing: a library with
+no traces yet reads as one with no events.
 """
 
 from __future__ import annotations
@@ -15,10 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from resyn.memory.library import Library
+from resyn.memory.workspace import open_library
 from resyn.tracing import TraceEvent
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS trace_events (
+_COLUMNS = """(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     environment_id TEXT,
     job TEXT,
@@ -29,20 +30,25 @@ CREATE TABLE IF NOT EXISTS trace_events (
     started REAL NOT NULL,
     seconds REAL NOT NULL,
     data TEXT NOT NULL
-);
+)"""
+_SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS trace_events {_COLUMNS};
 CREATE INDEX IF NOT EXISTS trace_by_environment ON trace_events(environment_id, seq);
 CREATE INDEX IF NOT EXISTS trace_by_job ON trace_events(job, seq);
 """
 
 
 class TraceStore:
-    def __init__(self, data_dir: Path) -> None:
-        Path(data_dir).mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(Path(data_dir) / "library.sqlite", isolation_level=None)
-        self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; no fsync per event
-        self._db.executescript(_SCHEMA)
+    """`TraceStore(data_dir)`: the library file's trace events; `read_only=True` for readers."""
+
+    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
+        self._db = open_library(Path(data_dir), read_only=read_only)
+        if not self._db.read_only:
+            self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; no fsync per event
+            self._db.script(_SCHEMA)
+        elif "trace_events" not in self._db.tables():
+            # an empty stand-in, in the connection's temporary schema: nothing is written to the file
+            self._db.execute(f"CREATE TEMP TABLE trace_events {_COLUMNS}")
 
     def close(self) -> None:
         self._db.close()

@@ -83,8 +83,12 @@ class VectorIndex:
         import faiss
 
         temporary = path.with_suffix(".tmp")
-        faiss.write_index(self._index, str(temporary))
-        temporary.replace(path)  # a crash mid-write never leaves a torn index
+        try:
+            faiss.write_index(self._index, str(temporary))
+            temporary.replace(path)  # a crash mid-write never leaves a torn index
+        except BaseException:
+            temporary.unlink(missing_ok=True)  # a write cut short (a full disk) leaves no torn file
+            raise
 
     @classmethod
     def load(cls, path: Path, dimensions: int, expected_ids: set[int]) -> VectorIndex | None:

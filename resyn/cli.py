@@ -1,15 +1,20 @@
-"""The `resyn` command line. Heavy modules are imported inside commands, so `--help` stays fast."""
+"""The `resyn` command line. Heavy modules are imported inside commands, so `--help` stays fast.
+
+`main` is the entry point: a damaged workspace (see resyn.memory.workspace) ends any command with
+one line on stderr and exit code 1, never a traceback."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+from resyn.commands.doctor import doctor
 from resyn.commands.evaluate import eval_app
 from resyn.commands.expand import expand, jobs
 from resyn.commands.export import export
@@ -38,6 +43,7 @@ app.add_typer(library_app, name="library")
 app.command()(export)
 app.command()(report)
 app.add_typer(eval_app, name="eval")
+app.command()(doctor)
 
 
 def read_sources(paths: list[Path]) -> list[str]:
@@ -114,4 +120,14 @@ def sample(
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except Exception as error:
+        from resyn.memory.workspace import damage_in
+        from resyn.settings import Settings
+
+        damage = damage_in(error, Settings().data_dir)
+        if damage is None:
+            raise
+        print_error(str(damage))
+        sys.exit(1)

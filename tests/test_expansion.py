@@ -14,7 +14,6 @@ from resyn.agents.llm import ChatEndpoint
 from resyn.agents.scout import parse_topics
 from resyn.agents.scripted import ScriptedChatModel
 from resyn.graph.expansion import (
-    CheckpointMissing,
     JobFailed,
     JobOptions,
     WorkspaceBusy,
@@ -26,6 +25,7 @@ from resyn.graph.runtime import open_runtime
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.topics import TopicGraph
+from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import FrontierSettings, Settings, SynthesisSettings
 
 Script = Callable[[list[BaseMessage]], str]
@@ -192,7 +192,7 @@ async def test_resume_refuses_a_job_whose_checkpoints_are_gone(
     await run_job(job_settings, embedder, options)
     for leftover in job_settings.data_dir.glob("checkpoints.sqlite*"):
         leftover.unlink()
-    with pytest.raises(CheckpointMissing, match="holds no progress of job 'lost'"):
+    with pytest.raises(WorkspaceDamaged, match="holds no progress of job 'lost'"):
         await run_job(job_settings, embedder, None, resume="lost")
 
 

@@ -13,6 +13,7 @@ import pytest
 from resyn.memory.embeddings import DIMENSIONS
 from resyn.memory.library import TopicCounts
 from resyn.memory.topics import TopicGraph
+from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import FrontierSettings
 
 RULE = FrontierSettings(explore=1.0, distance=1.0, failure=0.5, max_topic_attempts=3, max_failure_streak=2)
@@ -178,14 +179,14 @@ def test_a_missing_file_loads_as_an_empty_graph(tmp_path: Path) -> None:
     ],
     ids=["truncated", "not-json", "vectors-mismatch", "unknown-version", "not-an-object"],
 )
-def test_an_unreadable_file_raises_a_value_error_naming_it(
+def test_an_unreadable_file_is_workspace_damage_naming_it(
     tmp_path: Path, damage: Callable[[str], str]
 ) -> None:
     path = tmp_path / "topics.json"
     seeded("graph colouring", "sudoku").save(path)
     path.write_text(damage(path.read_text()))
 
-    with pytest.raises(ValueError, match=r"topics\.json is unreadable"):
+    with pytest.raises(WorkspaceDamaged, match=r"topics\.json: damaged .*; restore it from a backup"):
         TopicGraph.load(path)
 
 

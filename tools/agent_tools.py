@@ -13,7 +13,6 @@ per-call time limit and returns plain JSON data. Anything a caller can get wrong
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -21,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from resyn.contract import DIFFICULTIES, Instance, SampledInstance, ValidationReport
 from resyn.memory.library import Library, UnknownEnvironment
+from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import Settings
 from resyn.tools.kernel import KernelStartError
 from resyn.tools.kernel_pool import KernelPool
@@ -280,6 +280,8 @@ class Toolbox:
             raise ToolError(f"{name} ran longer than {limit:g} s and was stopped") from None
         except KernelStartError as error:
             raise ToolError(f"no sandbox kernel could be started: {error}") from None
+        except WorkspaceDamaged as error:
+            raise ToolError(str(error)) from None
         return result.model_dump(mode="json")
 
     async def run_python(self, args: RunPythonArgs) -> PythonResult:
@@ -360,10 +362,7 @@ class Toolbox:
         if self._library is None:
             if not (self.settings.data_dir / "library.sqlite").exists():
                 return None
-            try:
-                self._library = Library(self.settings.data_dir)
-            except (OSError, sqlite3.Error) as error:
-                raise ToolError(f"cannot open the library in {self.settings.data_dir}: {error}") from None
+            self._library = Library(self.settings.data_dir, read_only=True)
         return self._library
 
     def _source(self, args: _EnvironmentChoice) -> str:
@@ -389,10 +388,7 @@ class Toolbox:
     def _topic_graph(self) -> TopicGraph:
         from resyn.memory.topics import TopicGraph
 
-        try:
-            return TopicGraph.load(self.settings.data_dir / "topics.json")
-        except ValueError as error:
-            raise ToolError(str(error)) from None
+        return TopicGraph.load(self.settings.data_dir / "topics.json")
 
     async def _embed(self, text: str) -> np.ndarray:
         async with self._embedding:  # one model load, however many calls arrive at once

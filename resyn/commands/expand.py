@@ -39,7 +39,6 @@ def expand(
     from resyn.agents.resilience import EndpointDown
     from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
     from resyn.graph.expansion import (
-        CheckpointMissing,
         JobExists,
         JobFailed,
         JobOptions,
@@ -113,7 +112,7 @@ def expand(
     except EndpointDown as error:
         print_error(f"{error}: the job is paused; resume with: resyn expand --resume {name}")
         raise typer.Exit(ENDPOINT_DOWN) from None
-    except (EmbeddedModelMissing, JobFailed, CheckpointMissing) as error:
+    except (EmbeddedModelMissing, JobFailed) as error:
         print_error(str(error))
         raise typer.Exit(1) from None
     console.print(f"job {finished_options.name} stopped: {reason}", highlight=False, soft_wrap=True)
@@ -126,7 +125,7 @@ def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON ar
     from resyn.memory.library import Library
     from resyn.settings import Settings
 
-    library = Library(Settings().data_dir)
+    library = Library(Settings().data_dir, read_only=True)
     rows = []
     for record in library.jobs():
         counts = library.job_counts(record.name)

@@ -24,7 +24,7 @@ def list_environments(
 
     if status is not None and status not in STATUSES:
         raise fail_usage(f"unknown status {status!r}: choose from {', '.join(STATUSES)}")
-    library = Library(Settings().data_dir)
+    library = Library(Settings().data_dir, read_only=True)
     records = library.environments(status)
     if as_json:
         typer.echo(json.dumps([record.model_dump(mode="json", exclude={"source"}) for record in records]))
@@ -44,7 +44,7 @@ def show(
     from resyn.settings import Settings
     from resyn.views import attempts_table, environment_panel
 
-    library = Library(Settings().data_dir)
+    library = Library(Settings().data_dir, read_only=True)
     try:
         record = library.get(environment_id)
     except UnknownEnvironment:

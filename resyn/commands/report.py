@@ -40,7 +40,7 @@ def report(
     threshold = (
         cluster_threshold if cluster_threshold is not None else settings.expansion.similar_topic_threshold
     )
-    library = Library(settings.data_dir)
+    library = Library(settings.data_dir, read_only=True)
     try:
         built = build_report(library, cluster_threshold=threshold)
     finally:

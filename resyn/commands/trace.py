@@ -28,7 +28,7 @@ def trace(
     if (environment_id is None) == (job is None):
         raise fail_usage("give an environment id, or --job JOB")
     data_dir = Settings().data_dir
-    library, traces = Library(data_dir), TraceStore(data_dir)
+    library, traces = Library(data_dir, read_only=True), TraceStore(data_dir, read_only=True)
     try:
         if job is not None:
             record = library.job(job)

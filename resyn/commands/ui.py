@@ -27,6 +27,7 @@ def ui(
     """
     from pydantic import ValidationError
 
+    from resyn.memory.library import Library
     from resyn.settings import Settings
     from resyn.ui.server import bind, is_loopback, serve
 
@@ -35,6 +36,7 @@ def ui(
     except ValidationError as error:
         first = error.errors()[0]
         raise fail_usage(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    Library(settings.data_dir, read_only=True).close()  # a damaged workspace stops here, in one line
     try:
         listener = bind(host, port)
     except OSError as error:

@@ -30,6 +30,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resyn.memory.library import STATUSES, Library, UnknownEnvironment
 from resyn.memory.traces import TraceStore
+from resyn.memory.workspace import WorkspaceDamaged
 from resyn.ui import pages
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -97,7 +98,7 @@ class Viewer:
         if not (self.data_dir / "library.sqlite").is_file():
             yield None
             return
-        library, traces = Library(self.data_dir), TraceStore(self.data_dir)
+        library, traces = Library(self.data_dir, read_only=True), TraceStore(self.data_dir, read_only=True)
         try:
             yield library, traces
         finally:
@@ -182,6 +183,9 @@ class Viewer:
         response.headers.update(error.headers or {})
         return response
 
+    async def workspace_damaged(self, request: Request, error: Exception) -> HTMLResponse:
+        return self.render("error.html", 503, title="Workspace damaged", message=str(error))
+
     async def server_error(self, request: Request, error: Exception) -> HTMLResponse:
         message = f"reading the workspace failed: {type(error).__name__}: {error}"
         return self.render("error.html", 500, title="Error", message=message)
@@ -201,7 +205,11 @@ def create_app(data_dir: Path, allowed_hosts: list[str] | None = None) -> Starle
             Middleware(SecurityHeaders),
             Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts or ["*"]),
         ],
-        exception_handlers={HTTPException: viewer.http_error, Exception: viewer.server_error},
+        exception_handlers={
+            HTTPException: viewer.http_error,
+            WorkspaceDamaged: viewer.workspace_damaged,
+            Exception: viewer.server_error,
+        },
     )
 
 
