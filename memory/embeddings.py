@@ -27,7 +27,13 @@ class Embedder:
 
     def __init__(self, batch_size: int = 128, bf16: bool | None = None) -> None:
         self.batch_size = batch_size
-        self.bf16 = _native_bf16() if bf16 is None else bf16
+        self._bf16 = bf16
+
+    @cached_property
+    def bf16(self) -> bool:
+        """Decided on first use: asking the CPU imports torch (seconds), which a resumed job
+        should not wait for before its first LLM call."""
+        return _native_bf16() if self._bf16 is None else self._bf16
 
     @cached_property
     def model(self) -> SentenceTransformer:

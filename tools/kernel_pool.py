@@ -31,6 +31,7 @@ class KernelPool:
         self._available = asyncio.Condition()
         self._replacing: set[asyncio.Task] = set()
         self._closed = False
+        self._warming: asyncio.Task | None = None
 
     async def __aenter__(self) -> KernelPool:
         await self.start()
@@ -40,18 +41,30 @@ class KernelPool:
         await self.close()
 
     async def start(self) -> None:
+        """Begin warming the kernels and return: the first lease waits for them (and raises if
+        they could not start). A resumed job's first LLM calls need no kernel, so they need not
+        wait the half second kernels take to start."""
         remove_stale_workdirs()
         kernels = [Kernel(self.settings) for _ in range(self.settings.pool_size)]
         self._all.update(kernels)
+        self._warming = asyncio.create_task(self._warm(kernels))
+
+    async def _warm(self, kernels: list[Kernel]) -> None:
         try:
             await asyncio.gather(*(kernel.start() for kernel in kernels))
         except BaseException:
-            await self.close()
+            await asyncio.gather(*(kernel.shutdown() for kernel in kernels), return_exceptions=True)
             raise
-        self._idle.extend(kernels)
+        async with self._available:
+            self._idle.extend(kernels)
+            self._available.notify_all()
 
     async def close(self) -> None:
         self._closed = True
+        if self._warming is not None and not self._warming.done():
+            self._warming.cancel()
+            with contextlib.suppress(BaseException):
+                await self._warming
         for task in self._replacing:
             task.cancel()
         kernels, self._all, self._idle = list(self._all), set(), []
@@ -69,7 +82,13 @@ class KernelPool:
         finally:
             await self._give_back(kernel, trusted)
 
+    async def ready(self) -> None:
+        """Wait until the kernels have started; raises (to every caller) if they could not."""
+        if self._warming is not None:
+            await asyncio.shield(self._warming)
+
     async def _take(self, avoid: Kernel | None) -> Kernel:
+        await self.ready()
         async with self._available:
             while True:
                 if self._closed or len(self._all) < 2:

@@ -97,7 +97,10 @@ class FakeOpenAI:
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                try:
+                    body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                except (json.JSONDecodeError, ConnectionError):  # a client killed while it sent its request
+                    return
                 with fake._lock:
                     fake.requests.append(
                         {"path": self.path, "auth": self.headers.get("Authorization"), **body}
