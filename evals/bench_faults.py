@@ -1,6 +1,6 @@
 """Benchmark: `resyn expand` against a faulty endpoint, as real processes on a loopback fake server.
 
-    python -m resyn.evals.bench_faults [--share 0.25] [--outage-s 20]
+    python -m resyn.evals.bench_faults [--share 0.25] [--outage-s 20] [--parts kinds,outage,resume]
 
 1. Fault kinds: one job per kind, that kind injected into `--share` of the requests (each request
    faulted at most twice in a row), against a clean run's accepted set. A row says how many faults
@@ -168,12 +168,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--share", type=float, default=0.25)
     parser.add_argument("--outage-s", type=float, default=20.0)
+    parser.add_argument("--parts", default="kinds,outage,resume", help="which measurements to run")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     console = Console()
     with tempfile.TemporaryDirectory(prefix="resyn-bench-faults-") as workdir:
-        fault_kinds(console, Path(workdir), args.share)
-        outage(console, Path(workdir), args.outage_s)
-        resume_latency(console, Path(workdir))
+        if "kinds" in parts:
+            fault_kinds(console, Path(workdir), args.share)
+        if "outage" in parts:
+            outage(console, Path(workdir), args.outage_s)
+        if "resume" in parts:
+            resume_latency(console, Path(workdir))
 
 
 if __name__ == "__main__":

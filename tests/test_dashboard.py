@@ -1,0 +1,28 @@
+"""The live display of `resyn expand`: what a person watching the job sees of an outage."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from resyn.dashboard import Dashboard
+
+DOWN = "http://127.0.0.1:8000/v1 is not answering (APIConnectionError: Connection error.): paused"
+
+
+def rendered(dashboard: Dashboard) -> str:
+    screen = Console(file=io.StringIO(), width=120)
+    screen.print(dashboard.render())
+    return screen.file.getvalue()
+
+
+def test_an_outage_shows_as_paused_until_the_endpoint_answers_again() -> None:
+    log = Console(file=io.StringIO(), width=200)  # not a terminal: one line per event
+    with Dashboard(log, "night", "author: m · solver: m · scout: m", 10, {"accepted": 2}) as dashboard:
+        dashboard.on_event("paused", {"line": DOWN})
+        assert f"PAUSED: {DOWN}" in rendered(dashboard)
+        dashboard.on_event("resumed", {"line": "http://127.0.0.1:8000/v1 answers again after 20 s: resumed"})
+        assert "PAUSED" not in rendered(dashboard)
+    lines = log.file.getvalue().splitlines()
+    assert lines[1].endswith(f"paused {DOWN}") and lines[2].endswith("answers again after 20 s: resumed")
