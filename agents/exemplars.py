@@ -1,6 +1,7 @@
 """Choosing the example environments the author is shown for a topic.
 
-The examples are the bundled, validated environments (`examples/environments/`). The choice is by
+The examples are the bundled, validated environments (`agents/exemplar_environments/`), package data
+read through importlib.resources so an installed wheel finds them as a checkout does. The choice is by
 word overlap between the topic and each example's NAME, TOPIC and DESCRIPTION, ties broken by name,
 so it is deterministic; the diversity memory (embeddings) can replace the scoring later.
 """
@@ -10,10 +11,15 @@ from __future__ import annotations
 import ast
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 
-DEFAULT_EXEMPLAR_DIR = Path(__file__).resolve().parents[1] / "examples" / "environments"
+EXEMPLAR_DIR = files("resyn.agents") / "exemplar_environments"
 _WORD = re.compile(r"[a-z]+")
+
+
+class ExemplarsMissing(RuntimeError):
+    """The installation lacks its exemplar environments: an author shown none drafts blind, so stop."""
 
 
 @dataclass(frozen=True)
@@ -39,18 +45,25 @@ def source_constants(source: str) -> dict[str, str]:
     return values
 
 
-def load_exemplars(directory: Path = DEFAULT_EXEMPLAR_DIR) -> list[Exemplar]:
+def load_exemplars(directory: Traversable = EXEMPLAR_DIR) -> list[Exemplar]:
+    """Every exemplar, in file-name order; `ExemplarsMissing` rather than an empty list."""
+    paths = directory.iterdir() if directory.is_dir() else []
     exemplars = []
-    for path in sorted(directory.glob("*.py")):
-        source = path.read_text()
+    for path in sorted((path for path in paths if path.name.endswith(".py")), key=lambda path: path.name):
+        source = path.read_text(encoding="utf-8")
         constants = source_constants(source)
         exemplars.append(
             Exemplar(
-                name=constants.get("NAME", path.stem),
+                name=constants.get("NAME", path.name.removesuffix(".py")),
                 topic=constants.get("TOPIC", ""),
                 description=constants.get("DESCRIPTION", ""),
                 source=source,
             )
+        )
+    if not exemplars:
+        raise ExemplarsMissing(
+            f"this resyn installation is missing its exemplar environments (no .py files in {directory}); "
+            "reinstall resyn: pip install --force-reinstall --no-deps resyn (in a checkout: pip install -e .)"
         )
     return exemplars
 

@@ -27,26 +27,22 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from resyn.agents.exemplars import source_constants
+from resyn.agents.exemplars import load_exemplars
 from resyn.contract import extract_answer
 from resyn.evals.export import ExportOptions, export_library
 from resyn.memory.library import Library
 from resyn.settings import Settings
 from resyn.tools import rewards
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "environments"
-
 
 def example_library(data_dir: Path) -> Library:
     library = Library(data_dir)
-    for number, path in enumerate(sorted(EXAMPLES.glob("*.py"))):
-        source = path.read_text()
-        constants = source_constants(source)
+    for number, exemplar in enumerate(load_exemplars()):
         environment_id = f"bench{number:07d}"
-        library.start(environment_id, constants["TOPIC"], "example", "example")
+        library.start(environment_id, exemplar.topic, "example", "example")
         library.finish(
-            environment_id, status="accepted", reason="example", source=source, report=None,
-            pass_rates=None, usage={}, name=constants["NAME"], description=constants["DESCRIPTION"],
+            environment_id, status="accepted", reason="example", source=exemplar.source, report=None,
+            pass_rates=None, usage={}, name=exemplar.name, description=exemplar.description,
         )  # fmt: skip
     return library
 

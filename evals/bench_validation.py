@@ -21,18 +21,16 @@ import time
 import types
 from collections.abc import AsyncIterator, Callable
 from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
+from resyn.agents.exemplars import load_exemplars
 from resyn.settings import Settings
 from resyn.tools.kernel import ExecutionResult, Kernel
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.validator import Validator
-
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "environments"
 
 
 class InProcessKernel:
@@ -119,7 +117,7 @@ async def kernel_primitives(settings: Settings, repeat: int) -> list[tuple[str, 
 
 async def run(repeat: int) -> None:
     settings = Settings()
-    sources = [path.read_text() for path in sorted(EXAMPLES.glob("*.py"))]
+    sources = [exemplar.source for exemplar in load_exemplars()]
     console = Console()
     ways = {"in-process exec (floor, unsafe)": in_process, "warm kernel pool": warm_pool}
     ways["cold kernels per environment"] = cold_per_environment

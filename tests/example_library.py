@@ -11,12 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from resyn.agents.exemplars import source_constants
+from resyn.agents.exemplars import load_exemplars
 from resyn.contract import CHECK_NAMES, CheckResult, ValidationReport
 from resyn.memory.embeddings import DIMENSIONS
 from resyn.memory.library import Library
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples" / "environments"
 AUTHOR, SOLVER = "scripted-author", "scripted-solver"
 
 
@@ -43,29 +42,27 @@ def build_example_library(data_dir: Path, contaminated: str | None = None) -> Li
     library = Library(data_dir)
     rng = random.Random(7)
     themed: np.ndarray | None = None
-    for number, path in enumerate(sorted(EXAMPLES.glob("*.py"))):
-        source = path.read_text()
-        constants = source_constants(source)
+    for number, exemplar in enumerate(load_exemplars()):
         environment_id = f"{number:02d}" + "ab" * 5
-        library.start(environment_id, constants["TOPIC"], AUTHOR, SOLVER)
-        library.record_attempt(environment_id, 1, "draft", source, report(), None)
-        embedding = vector(rng, themed if constants["NAME"] == "shortest-path" else None)
-        if constants["NAME"] == "grid-navigation":
+        library.start(environment_id, exemplar.topic, AUTHOR, SOLVER)
+        library.record_attempt(environment_id, 1, "draft", exemplar.source, report(), None)
+        embedding = vector(rng, themed if exemplar.name == "shortest-path" else None)
+        if exemplar.name == "grid-navigation":
             themed = embedding
         rates = {str(level): round(max(0.05, 0.9 - 0.17 * level - 0.01 * number), 3) for level in range(1, 6)}
         flag = None
-        if constants["NAME"] == contaminated:
+        if exemplar.name == contaminated:
             flag = {"benchmark": "bbh", "task": "word_sorting", "example": 4, "similarity": 0.91}
         library.finish(
             environment_id,
             status="accepted",
             reason="valid, and the solver solved some of the probes",
-            source=source,
+            source=exemplar.source,
             report=report(),
             pass_rates=rates,
             usage={"input_tokens": 3000 + 100 * number, "output_tokens": 1500 + 50 * number},
-            name=constants["NAME"],
-            description=constants["DESCRIPTION"],
+            name=exemplar.name,
+            description=exemplar.description,
             embedding=embedding.tobytes(),
             contamination=flag,
         )

@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
 from langgraph.prebuilt import create_react_agent
 
+from resyn.agents.exemplars import EXEMPLAR_DIR
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import novelty_text
@@ -25,7 +26,6 @@ from resyn.settings import Settings, ToolSettings
 from resyn.tools.agent_tools import Toolbox, ToolError, langchain_tools
 from resyn.tools.kernel_pool import KernelPool
 
-ROOT = Path(__file__).parent.parent
 VALID = (Path(__file__).parent / "fixtures" / "valid_minimal.py").read_text()
 LIBRARY_FILES = ("dependency_sorting.py", "graph_coloring.py", "substitution_cipher.py")
 TOPICS = ("task scheduling", "classical cryptography", "logic puzzles")
@@ -43,7 +43,7 @@ def workspace(tmp_path: Path, embedder: Embedder) -> Path:
     data_dir = tmp_path / "workspace"
     library = Library(data_dir)
     for number, file in enumerate(LIBRARY_FILES):
-        source = (ROOT / "examples" / "environments" / file).read_text()
+        source = (EXEMPLAR_DIR / file).read_text()
         constants = _constants(source)
         environment_id = f"env{number:09d}"
         library.start(environment_id, constants["TOPIC"], "scripted-fake", None)

@@ -7,13 +7,13 @@ from pathlib import Path
 
 import pytest
 
+from resyn.agents.exemplars import Exemplar, load_exemplars
 from resyn.contract import CHECK_NAMES, ValidationReport
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.validator import Validator
 
-ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted((ROOT / "examples" / "environments").glob("*.py"))
+EXAMPLES = load_exemplars()
 FIXTURES = Path(__file__).parent / "fixtures"
 DEFECTIVE = sorted((FIXTURES / "defective").glob("*.py"))
 HOSTILE = sorted((FIXTURES / "hostile").glob("*.py"))
@@ -42,9 +42,11 @@ def test_there_are_ten_examples_from_different_families() -> None:
     assert len(EXAMPLES) >= 10
 
 
-@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
-async def test_every_example_environment_is_valid(pool: KernelPool, settings: Settings, path: Path) -> None:
-    report = await validate(pool, settings, path)
+@pytest.mark.parametrize("exemplar", EXAMPLES, ids=lambda exemplar: exemplar.name)
+async def test_every_example_environment_is_valid(
+    pool: KernelPool, settings: Settings, exemplar: Exemplar
+) -> None:
+    report = await Validator(pool, settings).validate(exemplar.source)
     assert report.valid, explain(report)
     assert [check.name for check in report.checks] == list(CHECK_NAMES)
 
@@ -108,6 +110,6 @@ async def test_a_well_behaved_environment_leaves_the_pool_warm(pool: KernelPool,
 
     await validate(pool, settings, FIXTURES / "valid_minimal.py")
     before = set(sandbox_kernel_pids())
-    for path in EXAMPLES[:3]:
-        assert (await validate(pool, settings, path)).valid
+    for exemplar in EXAMPLES[:3]:
+        assert (await Validator(pool, settings).validate(exemplar.source)).valid
     assert set(sandbox_kernel_pids()) == before

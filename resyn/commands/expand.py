@@ -36,6 +36,7 @@ def expand(
     ] = None,
 ) -> None:
     """Grow the library: scout topics, synthesize environments for them, keep the novel ones."""
+    from resyn.agents.exemplars import ExemplarsMissing
     from resyn.agents.resilience import EndpointDown
     from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
     from resyn.graph.expansion import (
@@ -112,7 +113,7 @@ def expand(
     except EndpointDown as error:
         print_error(f"{error}: the job is paused; resume with: resyn expand --resume {name}")
         raise typer.Exit(ENDPOINT_DOWN) from None
-    except (EmbeddedModelMissing, JobFailed) as error:
+    except (EmbeddedModelMissing, ExemplarsMissing, JobFailed) as error:
         print_error(str(error))
         raise typer.Exit(1) from None
     console.print(f"job {finished_options.name} stopped: {reason}", highlight=False, soft_wrap=True)

@@ -22,6 +22,7 @@ def synthesize(
     as_json: Annotated[bool, typer.Option("--json", help="print the library record as JSON")] = False,
 ) -> None:
     """Draft an environment for TOPIC, validate and repair it, probe it with the solver, store the verdict."""
+    from resyn.agents.exemplars import ExemplarsMissing
     from resyn.agents.resilience import EndpointDown
     from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
     from resyn.graph.runtime import open_runtime
@@ -80,7 +81,7 @@ def synthesize(
         raise typer.Exit(ENDPOINT_DOWN) from None
     except NothingToResume as error:
         raise fail_usage(str(error).strip("'\"")) from None
-    except EmbeddedModelMissing as error:
+    except (EmbeddedModelMissing, ExemplarsMissing) as error:
         print_error(str(error))
         raise typer.Exit(1) from None
     if as_json:
