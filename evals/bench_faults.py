@@ -17,11 +17,9 @@ The models are the scripted world (never real model output); the default job is 
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -31,25 +29,17 @@ from rich.console import Console
 from rich.table import Table
 
 from resyn.testing.fake_openai import FAULT_KINDS, FakeOpenAI, Faults, scripted_world_reply
-
-JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", "6", "--concurrency", "3"]
+from resyn.testing.jobs import JOB, command, job_environment
 
 
 def environment(server: FakeOpenAI, data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RESYN_LLM_BASE_URL": server.url,
-        "RESYN_LLM_MODEL": "fake-openai-server",
-        "RESYN_DATA_DIR": str(data_dir),
-        "RESYN_SYNTHESIS_PROBE_INSTANCES": "3",
-        "RESYN_LLM_TIMEOUT_S": "1.5",
-        "RESYN_LLM_RETRY_INITIAL_S": "0.2",
-        "RESYN_LLM_OUTAGE_CHECK_MAX_S": "4",
-    }
-
-
-def command(*args: str) -> list[str]:
-    return [sys.executable, "-m", "resyn", *args]
+    return job_environment(
+        server,
+        data_dir,
+        RESYN_LLM_TIMEOUT_S="1.5",
+        RESYN_LLM_RETRY_INITIAL_S="0.2",
+        RESYN_LLM_OUTAGE_CHECK_MAX_S="4",
+    )
 
 
 def outcome(data_dir: Path) -> tuple[list[tuple[str, str]], dict[str, int]]:

@@ -5,10 +5,8 @@ exactly what a clean run accepts."""
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -16,33 +14,21 @@ from pathlib import Path
 import pytest
 
 from resyn.testing.fake_openai import FAULT_KINDS, FakeOpenAI, Faults, scripted_world_reply
-
-JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", "6", "--concurrency", "3"]
+from resyn.testing.jobs import JOB, job_environment
+from resyn.testing.jobs import run_resyn as resyn
+from resyn.testing.jobs import start_resyn as start
 
 pytestmark = pytest.mark.slow
 
 
 def environment(server: FakeOpenAI, data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RESYN_LLM_BASE_URL": server.url,
-        "RESYN_LLM_MODEL": "fake-openai-server",
-        "RESYN_DATA_DIR": str(data_dir),
-        "RESYN_SYNTHESIS_PROBE_INSTANCES": "3",
-        "RESYN_LLM_TIMEOUT_S": "1.5",  # the fake's hangs last 3 s
-        "RESYN_LLM_RETRY_INITIAL_S": "0.05",
-        "RESYN_LLM_OUTAGE_CHECK_MAX_S": "0.5",
-    }
-
-
-def resyn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "resyn", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=600, env=env)
-
-
-def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "resyn", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return job_environment(
+        server,
+        data_dir,
+        RESYN_LLM_TIMEOUT_S="1.5",  # the fake's hangs last 3 s
+        RESYN_LLM_RETRY_INITIAL_S="0.05",
+        RESYN_LLM_OUTAGE_CHECK_MAX_S="0.5",
+    )
 
 
 def wait_until(condition: Callable[[], bool], process: subprocess.Popen[str], what: str) -> None:

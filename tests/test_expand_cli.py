@@ -8,7 +8,6 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from resyn.testing.fake_openai import FakeOpenAI, scripted_world_reply
-
-JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", "6", "--concurrency", "3"]
+from resyn.testing.jobs import JOB, job_environment, run_resyn
+from resyn.testing.jobs import start_resyn as start
 
 pytestmark = pytest.mark.slow
 
@@ -29,23 +28,11 @@ def server() -> Iterator[FakeOpenAI]:
 
 
 def environment(server: FakeOpenAI, data_dir: Path) -> dict[str, str]:
-    return {
-        **os.environ,
-        "RESYN_LLM_BASE_URL": server.url,
-        "RESYN_LLM_MODEL": "fake-openai-server",
-        "RESYN_DATA_DIR": str(data_dir),
-        "RESYN_SYNTHESIS_PROBE_INSTANCES": "3",
-    }
+    return job_environment(server, data_dir)
 
 
 def resyn(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "resyn", *args]
-    return subprocess.run(command, capture_output=True, text=True, timeout=300, env=env)
-
-
-def start(env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    command = [sys.executable, "-m", "resyn", *args]
-    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return run_resyn(env, *args, timeout_s=300)
 
 
 def wait_for_requests(server: FakeOpenAI, process: subprocess.Popen[str], count: int) -> None:
