@@ -91,8 +91,11 @@ def retry_after_s(error: BaseException) -> float | None:
     try:
         return max(float(value), 0.0)
     except ValueError:
-        parsed = email.utils.parsedate_to_datetime(value) if value else None
-        return max(parsed.timestamp() - time.time(), 0.0) if parsed else None
+        pass
+    try:
+        return max(email.utils.parsedate_to_datetime(value).timestamp() - time.time(), 0.0)
+    except (TypeError, ValueError):  # a header that is neither: back off as if there were none
+        return None
 
 
 def describe(error: BaseException) -> str:
