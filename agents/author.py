@@ -35,9 +35,7 @@ def draft_messages(topic: str, exemplars: list[Exemplar]) -> list[BaseMessage]:
 
 
 def repair_messages(topic: str, source: str, report: ValidationReport) -> list[BaseMessage]:
-    failures = "\n".join(
-        f"- {check.name}: {check.detail}" for check in report.checks if not check.passed and not check.skipped
-    )
+    failures = "\n".join(f"- {check.name}: {check.detail}" for check in report.failures())
     skipped = [check.name for check in report.checks if check.skipped]
     if skipped:
         failures += f"\n- not run because of the failures above: {', '.join(skipped)}"

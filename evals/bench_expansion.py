@@ -25,11 +25,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from resyn.agents.scripted_world import scripted_endpoints
 from resyn.graph.expansion import JobOptions, expand
 from resyn.graph.runtime import open_runtime
 from resyn.memory.embeddings import Embedder
 from resyn.settings import FrontierSettings, Settings
+from resyn.testing.scripted_world import scripted_endpoints
 
 SEEDS = ["logic puzzles", "graph algorithms", "scheduling"]
 

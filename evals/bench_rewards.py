@@ -33,6 +33,7 @@ from resyn.evals.export import ExportOptions, export_library
 from resyn.memory.library import Library
 from resyn.settings import Settings
 from resyn.tools import rewards
+from resyn.tools.ground_truth import GroundTruth
 
 
 def example_library(data_dir: Path) -> Library:
@@ -61,7 +62,8 @@ def in_process(bundle: Path, truths: list[str], texts: list[str]) -> list[float]
     modules: dict[str, types.ModuleType] = {}
     scores = []
     for truth, text in zip(truths, texts, strict=True):
-        environment_id, _, instance = rewards.parse_ground_truth(truth)
+        parsed = GroundTruth.parse(truth)
+        environment_id, instance = parsed.environment_id, parsed.instance
         if environment_id not in modules:
             module = types.ModuleType(environment_id)
             exec(compile((bundle / f"{environment_id}.py").read_text(), environment_id, "exec"), vars(module))

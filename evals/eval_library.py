@@ -1,8 +1,7 @@
 """`resyn eval library`: a model's accuracy on held-out instances of the accepted environments.
 
-Held-out means seeds no one has used: the solver probe took `probe_instances` seeds from
-`synthesis.probe_seed`, exports draw theirs below `probe_seed`, and the evaluation takes the seeds
-right after the probe's (`resyn.evals.export.held_out_seeds`). Instances are generated and answers
+Held-out means seeds no one has used: the evaluation takes the seeds right after the solver probe's,
+which exports never draw (`resyn.seeds` states the whole policy). Instances are generated and answers
 scored in the sandbox; each question is one call of the solver role's endpoint (bounded by
 `concurrency` and the endpoint's own limiter), answered under the contract's `<answer>` convention.
 An answer is correct when the environment's verify scores it 1.0, as in the probe.
@@ -19,8 +18,9 @@ from statistics import mean
 from resyn.agents import solver
 from resyn.agents.llm import ChatEndpoint
 from resyn.contract import SampledInstance
-from resyn.evals.export import difficulty_plan, exportable, held_out_seeds, sample_environment
+from resyn.evals.export import difficulty_plan, exportable, sample_environment
 from resyn.memory.library import EnvironmentRecord, Library
+from resyn.seeds import held_out_seeds
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.sampler import SampleError

@@ -12,11 +12,11 @@ A row is verl's layout, which TRL reads as it is (docs/export.md):
      "ability": "reasoning", "reward_model": {"style": "rule", "ground_truth": "<JSON>"},
      "extra_info": {...}, "environment_id", "environment_name", "seed", "difficulty", "split"}
 
-The ground truth is a JSON string — `{"environment_id", "source_sha256", "instance"}` — because the
-contract's `verify(instance, answer)` receives the whole instance, witness included: the reward needs
-it, the prompt never shows it. Instances are generated in the sandbox from seeds below the probe's
-(`synthesis.probe_seed`), so `resyn eval library`, which uses seeds after the probe's, never meets a
-training instance.
+The ground truth is a JSON string (`resyn.tools.ground_truth.GroundTruth`) because the contract's
+`verify(instance, answer)` receives the whole instance, witness included: the reward needs it, the
+prompt never shows it. Instances are generated in the sandbox from seeds outside the held-out window
+of the solver probe and `resyn eval library` (`resyn.seeds`), so neither ever meets a training
+instance.
 """
 
 from __future__ import annotations
@@ -36,13 +36,14 @@ import resyn
 from resyn.agents.solver import solver_prompt
 from resyn.contract import CONTRACT_VERSION, DIFFICULTIES, SampledInstance
 from resyn.memory.library import EnvironmentRecord, Library, source_hash
+from resyn.seeds import held_out_window, training_seeds
 from resyn.settings import Settings
+from resyn.tools.ground_truth import GroundTruth
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.sampler import SampleError, sample_in_kernel
 
 Format = Literal["jsonl", "parquet"]
 FORMATS: tuple[str, ...] = ("jsonl", "parquet")
-HELD_OUT_SPAN = 1_000_000  # seeds from probe_seed on are the probe's and the evals': never exported
 _DIFFICULTY_PART = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+))?\s*$")
 
 
@@ -91,26 +92,6 @@ def difficulty_plan(count: int, difficulties: tuple[int, ...]) -> dict[int, int]
     return {level: base + (position < extra) for position, level in enumerate(difficulties)}
 
 
-def training_seeds(environment_id: str, count: int, seed: int, settings: Settings) -> list[int]:
-    """`count` distinct seeds for one environment, outside the held-out window of the probe and evals."""
-    rng = random.Random(f"{seed}:{environment_id}")  # str seeds hash with sha512: the same in any process
-    held_out = range(settings.synthesis.probe_seed, settings.synthesis.probe_seed + HELD_OUT_SPAN)
-    seeds: list[int] = []
-    chosen: set[int] = set()
-    while len(seeds) < count:
-        candidate = rng.randrange(2**31)
-        if candidate not in held_out and candidate not in chosen:
-            chosen.add(candidate)
-            seeds.append(candidate)
-    return seeds
-
-
-def held_out_seeds(count: int, settings: Settings) -> list[int]:
-    """Seeds for evaluation: right after the probe's, so neither the probe nor an export used them."""
-    first = settings.synthesis.probe_seed + settings.synthesis.probe_instances
-    return list(range(first, first + count))
-
-
 def split_environments(ids: list[str], test_fraction: float, seed: int) -> tuple[list[str], list[str]]:
     """(train, test) ids: a seeded shuffle; the test part gets round(n·F) environments, at least one
     when F > 0 and there are two or more, and never all of them."""
@@ -125,12 +106,9 @@ def split_environments(ids: list[str], test_fraction: float, seed: int) -> tuple
 
 
 def ground_truth(record: EnvironmentRecord, instance: SampledInstance) -> str:
-    payload = {
-        "environment_id": record.id,
-        "source_sha256": record.source_hash,
-        "instance": instance.model_dump(include={"question", "witness", "meta"}),
-    }
-    return json.dumps(payload, ensure_ascii=False, sort_keys=True)
+    """The row's `reward_model.ground_truth`: what the reward verifies the answer against."""
+    generated = instance.model_dump(include={"question", "witness", "meta"})  # as generate returned it
+    return GroundTruth(record.id, record.source_hash, generated).to_json()
 
 
 def build_row(record: EnvironmentRecord, instance: SampledInstance, split: str, index: int) -> dict[str, Any]:
@@ -288,6 +266,7 @@ def build_manifest(
     split_of = {environment_id: split for split, ids in splits.items() for environment_id in ids}
     rows_of = Counter(row["environment_id"] for split_rows in rows.values() for row in split_rows)
     levels = Counter(str(row["difficulty"]) for split_rows in rows.values() for row in split_rows)
+    held_out = held_out_window(settings)
     return {
         "resyn_version": resyn.__version__,
         "contract_version": CONTRACT_VERSION,
@@ -305,7 +284,7 @@ def build_manifest(
         "settings": {
             "data_dir": str(settings.data_dir),
             "probe_seed": settings.synthesis.probe_seed,
-            "held_out_seeds": [settings.synthesis.probe_seed, settings.synthesis.probe_seed + HELD_OUT_SPAN],
+            "held_out_seeds": [held_out.start, held_out.stop],
             "allowed_imports": settings.validator.allowed_imports,
         },
         "counts": {

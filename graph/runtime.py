@@ -1,8 +1,10 @@
 """What a synthesis runs on: settings, the kernel pool and validator, the models, the library,
-the novelty memory, the contamination guard and one shared checkpointer.
+the embedding model, the novelty memory, the contamination guard and one shared checkpointer.
 
 `open_runtime(settings)` starts and later stops all of it; tests pass scripted endpoints instead
 of the model factory's. Heavy parts (the embedding model, the benchmark index) load on first use.
+The synthesis graph takes the runtime as its LangGraph context (`context=runtime`): its compiled
+form does not depend on it, so it is compiled once per process.
 """
 
 from __future__ import annotations
@@ -12,14 +14,17 @@ import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+import aiosqlite
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from resyn.agents.exemplars import Exemplar, load_exemplars
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import Listener
+from resyn.contract import ValidationReport
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import NoveltyMemory
@@ -43,10 +48,10 @@ class SynthesisRuntime:
     exemplars: list[Exemplar]
     models: ModelFactory | None = None
     endpoints: dict[str, ChatEndpoint] = field(default_factory=dict)
+    embedder: Embedder | None = None  # embeds topics; the novelty memory and contamination guard share it
     novelty: NoveltyMemory | None = None
     contamination: ContaminationGuard | None = None
     checkpointer: BaseCheckpointSaver | None = None
-    compiled: Any = None  # the synthesis graph, compiled once (see graph.synthesis)
     traces: TraceStore | None = None
 
     endpoint_listeners: list[Listener] = field(default_factory=list)
@@ -81,6 +86,11 @@ def checkpoint_path(settings: Settings) -> Path:
     return settings.data_dir / "checkpoints.sqlite"
 
 
+# The classes the graphs' states hold (beyond plain data): saved as such, loaded back as such.
+# Naming them keeps LangGraph from warning about, and one day refusing, an unregistered type.
+CHECKPOINTED_TYPES = (ValidationReport,)
+
+
 @contextlib.asynccontextmanager
 async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
     """The workspace's checkpoint database. WAL with synchronous=NORMAL: a commit survives the
@@ -88,7 +98,9 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSave
     more than a step; only a power cut can lose the last commits."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = checkpoint_path(settings)
-    async with AsyncSqliteSaver.from_conn_string(str(path)) as saver:
+    serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
+    async with aiosqlite.connect(str(path)) as connection:
+        saver = AsyncSqliteSaver(connection, serde=serde)
         with reported(path):
             await saver.setup()
             await saver.conn.execute("PRAGMA synchronous=NORMAL")
@@ -128,6 +140,7 @@ async def open_runtime(
                 exemplars=load_exemplars(),
                 models=models,
                 endpoints=dict(endpoints or {}),
+                embedder=embedder,
                 novelty=novelty,
                 contamination=contamination,
                 checkpointer=checkpointer,

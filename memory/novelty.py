@@ -33,11 +33,12 @@ class Neighbour:
 
 
 class NoveltyMemory:
-    """The accepted environments' vectors, searchable by cosine similarity."""
+    """The accepted environments' vectors, searchable by cosine similarity. Callers speak in
+    environment ids and texts; the index's row ids and the embedding stay inside."""
 
     def __init__(self, library: Library, embedder: Embedder) -> None:
         self.library = library
-        self.embedder = embedder
+        self._embedder = embedder
         self.index_path = Path(library.data_dir) / "novelty.faiss"
         self._index: VectorIndex | None = None
 
@@ -61,15 +62,13 @@ class NoveltyMemory:
         return index
 
     def embed(self, text: str) -> np.ndarray:
-        return self.embedder.embed([text])[0]
+        return self._embedder.embed([text])[0]
 
-    def nearest(self, vector: np.ndarray) -> Neighbour | None:
-        """The most similar accepted environment, if any is accepted yet."""
-        [found] = self.index.nearest(vector.reshape(1, -1), 1)
-        if not found:
-            return None
-        rowid, similarity = found[0]
-        return Neighbour(self.library.id_of_row(rowid), round(similarity, 4))
+    def nearest(self, vector: np.ndarray, count: int = 1) -> list[Neighbour]:
+        """The `count` accepted environments most similar to `vector`, nearest first (none while
+        none is accepted)."""
+        [found] = self.index.nearest(vector.reshape(1, -1), count)
+        return [Neighbour(self.library.id_of_row(rowid), round(similarity, 4)) for rowid, similarity in found]
 
     def remember(self, environment_id: str, vector: np.ndarray) -> None:
         """Add a just-accepted environment (its vector is already stored in its library row)."""

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Iterable
 from pathlib import Path
 
 import networkx as nx
@@ -158,14 +158,22 @@ class TopicGraph:
             self._matrix = grown
         self._matrix[len(self)] = vector
 
-    def most_similar(self, vectors: np.ndarray) -> list[tuple[str | None, float]]:
-        """Per query row, the most similar known topic and its cosine; (None, 0.0) when there is none."""
-        queries = np.atleast_2d(np.asarray(vectors, dtype=np.float32))
-        if not len(self):
-            return [(None, 0.0)] * len(queries)
-        cosines = queries @ self.vectors.T
-        best = cosines.argmax(axis=1)
-        return [(self._names[row], float(cosines[query, row])) for query, row in enumerate(best)]
+    def nearest(
+        self, vector: np.ndarray, count: int = 1, among: Iterable[str] | None = None
+    ) -> list[tuple[str, float]]:
+        """The `count` known topics most similar to `vector`, nearest first, with their cosines;
+        only those named in `among` when it is given. Ties go to the earlier topic (earlier in
+        `among` when given); an empty graph, or no known name in `among`, gives none."""
+        if among is None:
+            rows, matrix = list(range(len(self))), self.vectors
+        else:
+            rows = [row for name in among if (row := self._rows.get(topic_key(name))) is not None]
+            matrix = self.vectors[rows]
+        if count <= 0 or not rows:
+            return []
+        cosines = matrix @ np.asarray(vector, dtype=np.float32).reshape(-1)
+        order = np.argsort(-cosines, kind="stable")[:count]
+        return [(self._names[rows[index]], float(cosines[index])) for index in order]
 
     def set_counts(self, counts: dict[str, TopicCounts]) -> None:
         """Replace every topic's counts. Names recorded in differing spellings of one topic are

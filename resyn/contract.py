@@ -1,4 +1,4 @@
-"""The environment contract (v1) as types: see CONTRACT.md.
+"""The environment contract (v1) as types: see docs/contract.md.
 
 Everything that speaks the contract — kernel harness, validator, library, exporters — takes
 its names and limits from here, so a change to the contract is a change to this one module.
@@ -76,7 +76,12 @@ class ValidationReport(BaseModel):
     traceback: str | None = Field(default=None, description="the first failure's traceback, for repairs")
 
     def failed(self) -> list[CheckResult]:
+        """Every check that did not pass, the skipped ones included."""
         return [check for check in self.checks if not check.passed]
+
+    def failures(self) -> list[CheckResult]:
+        """The checks that ran and failed: what a repair must fix and a verdict reports."""
+        return [check for check in self.checks if not check.passed and not check.skipped]
 
     def check(self, name: str) -> CheckResult:
         return next(check for check in self.checks if check.name == name)

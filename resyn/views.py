@@ -101,15 +101,11 @@ def progress_line(node: str, update: dict) -> Text:
             f"attempt {update.get('attempts')}: {outcome} ({_tokens(call)}, {call.get('seconds', 0)} s)"
         )
     elif node == "validate":
-        report = update.get("report") or {}
-        failed = [
-            check["name"]
-            for check in report.get("checks", [])
-            if not check["passed"] and not check["skipped"]
-        ]
-        line.append("valid" if report.get("valid") else "invalid: " + ", ".join(failed),
-                    style="green" if report.get("valid") else "red")  # fmt: skip
-        line.append(f" ({report.get('seconds', 0)} s)")
+        report = update["report"]
+        failed = [check.name for check in report.failures()]
+        line.append("valid" if report.valid else "invalid: " + ", ".join(failed),
+                    style="green" if report.valid else "red")  # fmt: skip
+        line.append(f" ({report.seconds} s)")
     elif node == "sample_probe":
         line.append(f"{len(update.get('probe_instances', []))} probe instances" if not update.get("status")
                     else update.get("reason", ""))  # fmt: skip

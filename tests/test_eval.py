@@ -15,7 +15,6 @@ from example_library import build_example_library
 from langchain_core.messages import BaseMessage
 
 from resyn.agents.llm import ChatEndpoint
-from resyn.agents.scripted import ScriptedChatModel
 from resyn.evals.eval_benchmarks import (
     BenchmarkError,
     Example,
@@ -27,9 +26,10 @@ from resyn.evals.eval_benchmarks import (
     run_benchmark,
 )
 from resyn.evals.eval_library import evaluate_library
-from resyn.evals.export import held_out_seeds
+from resyn.seeds import held_out_seeds
 from resyn.settings import Settings
 from resyn.testing.fake_openai import FakeOpenAI
+from resyn.testing.scripted import ScriptedChatModel
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.sampler import sample_in_kernel
 

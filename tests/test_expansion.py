@@ -9,10 +9,8 @@ from pathlib import Path
 import pytest
 from langchain_core.messages import BaseMessage
 
-from resyn.agents import scripted_world
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.scout import parse_topics
-from resyn.agents.scripted import ScriptedChatModel
 from resyn.graph.expansion import (
     JobFailed,
     JobOptions,
@@ -27,6 +25,8 @@ from resyn.memory.library import Library
 from resyn.memory.topics import TopicGraph
 from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import FrontierSettings, Settings, SynthesisSettings
+from resyn.testing import scripted_world
+from resyn.testing.scripted import ScriptedChatModel
 
 Script = Callable[[list[BaseMessage]], str]
 SEEDS = ["logic puzzles", "graph algorithms", "scheduling"]

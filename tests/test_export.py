@@ -20,9 +20,9 @@ from resyn.evals.export import (
     export_library,
     parse_difficulties,
     split_environments,
-    training_seeds,
 )
 from resyn.memory.library import Library
+from resyn.seeds import HELD_OUT_SPAN, held_out_seeds, held_out_window, probe_seeds, training_seeds
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.reasoning_gym_adapter import read_rows
@@ -188,6 +188,15 @@ def test_training_seeds_avoid_the_probe_and_evaluation_seeds(settings: Settings)
     assert len(set(seeds)) == 5000
     assert not [seed for seed in seeds if probe <= seed < probe + 1_000_000]
     assert training_seeds("abc", 5, 0, settings) == seeds[:5]
+
+
+def test_the_probe_and_the_evaluation_share_no_seed_inside_the_held_out_window(settings: Settings) -> None:
+    probe = settings.synthesis.probe_seed
+    assert held_out_window(settings) == range(probe, probe + HELD_OUT_SPAN)
+    assert probe_seeds(settings) == range(probe, probe + settings.synthesis.probe_instances)
+    evaluation = held_out_seeds(100, settings)
+    assert evaluation[0] == probe_seeds(settings).stop and len(set(evaluation)) == 100
+    assert set(evaluation) <= set(held_out_window(settings))
 
 
 @pytest.mark.parametrize(

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from resyn.tools import harness
 from resyn.tools.kernel import KERNEL_DIR_PREFIX, Kernel, sandbox_kernel_pids
 from resyn.tools.kernel_pool import KernelPool
 
@@ -55,7 +56,7 @@ async def test_forbidden_side_effects_are_refused_and_recorded(
     pool: KernelPool, code: str, kind: str
 ) -> None:
     async with pool.lease() as kernel:
-        result = await kernel.execute(code)
+        result = await harness.run_code(kernel, code)
     assert result.status == "error"
     assert result.error.startswith("PermissionError")
     assert [event["kind"] for event in result.events] == [kind]
@@ -64,9 +65,18 @@ async def test_forbidden_side_effects_are_refused_and_recorded(
 
 async def test_reading_a_secret_looking_variable_is_recorded(pool: KernelPool) -> None:
     async with pool.lease() as kernel:
-        result = await kernel.execute("import os; os.environ.get('OPENAI_API_KEY')")
+        result = await harness.run_code(kernel, "import os; os.environ.get('OPENAI_API_KEY')")
     assert result.status == "ok"
     assert result.events == [{"kind": "secret_read", "event": "os.environ", "detail": "OPENAI_API_KEY"}]
+
+
+async def test_a_harness_call_without_a_usable_reply_distrusts_the_kernel(pool: KernelPool, settings) -> None:
+    instance = {"question": "q", "witness": "w", "meta": {}}
+    async with pool.lease() as kernel:
+        with pytest.raises(harness.HarnessStopped) as stopped:
+            await harness.score(kernel, [(instance, "w")], settings, key="not-kept")
+    assert (stopped.value.function, stopped.value.status) == ("score_batch", "error")
+    assert kernel.dirty, "the pool replaces a kernel whose harness call failed"
 
 
 async def test_reading_files_is_allowed(pool: KernelPool) -> None:
@@ -125,14 +135,14 @@ async def test_output_is_capped_and_says_so(pool: KernelPool, settings) -> None:
 
 async def test_an_output_flood_is_stopped(pool: KernelPool) -> None:
     async with pool.lease() as kernel:
-        result = await kernel.execute("while True: print('x' * 10_000)")
+        result = await harness.run_code(kernel, "while True: print('x' * 10_000)")
     assert result.status == "limit"
     assert result.truncated
 
 
 async def test_memory_is_limited(pool: KernelPool) -> None:
     async with pool.lease() as kernel:
-        result = await kernel.execute("block = bytearray(8 * 2**30)")
+        result = await harness.run_code(kernel, "block = bytearray(8 * 2**30)")
     assert result.status == "limit"
     assert result.error.startswith("MemoryError")
 

@@ -15,6 +15,7 @@ from example_library import build_example_library
 from resyn.evals.export import ExportOptions, export_library
 from resyn.settings import Settings
 from resyn.tools import rewards
+from resyn.tools.ground_truth import GroundTruth
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.reasoning_gym_adapter import ResynDataset, read_rows
 from resyn.tools.rewards import RewardItem, RewardScorer, RewardSetupError, item_from_completion
@@ -57,6 +58,16 @@ def test_compute_score_scores_a_correct_and_a_wrong_completion(
     right = f"Let me think. 2 + 2 = 4.\n<answer>{witness(row)}</answer>"
     assert rewards.compute_score(row["data_source"], right, truth, row["extra_info"]) == 1.0
     assert rewards.compute_score(row["data_source"], "<answer>surely not this</answer>", truth) == 0.0
+
+
+def test_a_ground_truth_reads_back_to_the_string_the_export_wrote(rows: list[dict]) -> None:
+    truth = rows[0]["reward_model"]["ground_truth"]
+    parsed = GroundTruth.parse(truth)
+    assert parsed.environment_id == rows[0]["environment_id"] and parsed.source_sha256
+    assert parsed.to_json() == truth
+    assert GroundTruth.parse(json.loads(truth)) == parsed  # a dict, as datasets may hand it over
+    with pytest.raises(RewardSetupError, match="not a resyn ground truth"):
+        GroundTruth.parse("[1, 2]")
 
 
 def test_a_completion_without_answer_tags_scores_zero(rows: list[dict], configured: RewardScorer) -> None:

@@ -14,11 +14,11 @@ from langchain_core.messages import BaseMessage
 from resyn.agents.exemplars import load_exemplars
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import EndpointDown
-from resyn.agents.scripted import ScriptedChatModel, in_order
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import synthesize
 from resyn.memory.library import Library
 from resyn.settings import LLMSettings, Settings, SynthesisSettings
+from resyn.testing.scripted import ScriptedChatModel, in_order
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.validator import Validator
 

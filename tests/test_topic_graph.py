@@ -117,15 +117,19 @@ def test_a_child_similar_to_its_parent_has_both_edges() -> None:
     assert topics.graph.edges["edge colouring", "graph colouring"]["kind"] == "similar"
 
 
-def test_most_similar_names_the_nearest_known_topic_for_each_query() -> None:
-    assert TopicGraph().most_similar(np.stack([axis(0), axis(1)])) == [(None, 0.0), (None, 0.0)]
+def test_nearest_names_the_most_similar_known_topics_nearest_first() -> None:
+    assert TopicGraph().nearest(axis(0)) == []
 
     topics = seeded("cellular automata", "cryptarithms")
-    found = topics.most_similar(np.stack([unit(1, 3), unit(5, 1)]))
+    [(name, similarity)] = topics.nearest(unit(1, 3))
+    assert name == "cryptarithms" and similarity == pytest.approx(3 / np.sqrt(10))
+    [(name, similarity)] = topics.nearest(unit(5, 1))
+    assert name == "cellular automata" and similarity == pytest.approx(5 / np.sqrt(26))
 
-    assert [name for name, _ in found] == ["cryptarithms", "cellular automata"]
-    assert found[0][1] == pytest.approx(3 / np.sqrt(10))
-    assert found[1][1] == pytest.approx(5 / np.sqrt(26))
+    assert [name for name, _ in topics.nearest(unit(1, 3), count=5)] == ["cryptarithms", "cellular automata"]
+    assert [name for name, _ in topics.nearest(unit(1, 3), among=["Cellular  Automata", "unknown"])] == [
+        "cellular automata"
+    ]
 
 
 def test_the_vector_matrix_grows_past_its_initial_capacity() -> None:

@@ -16,13 +16,13 @@ import pytest
 from langchain_core.messages import BaseMessage
 
 from resyn.agents.llm import ChatEndpoint
-from resyn.agents.scripted import ScriptedChatModel, in_order
 from resyn.graph.runtime import open_runtime
 from resyn.graph.synthesis import synthesize
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.traces import TraceStore, environment_story
 from resyn.settings import LLMSettings, Settings, SynthesisSettings
+from resyn.testing.scripted import ScriptedChatModel, in_order
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "valid_minimal.py").read_text()

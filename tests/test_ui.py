@@ -19,14 +19,14 @@ import pytest
 from langchain_core.messages import BaseMessage
 from starlette.testclient import TestClient
 
-from resyn.agents import scripted_world
 from resyn.agents.llm import ChatEndpoint
-from resyn.agents.scripted import ScriptedChatModel
 from resyn.graph.expansion import JobOptions, expand
 from resyn.graph.runtime import open_runtime
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.settings import Settings, SynthesisSettings
+from resyn.testing import scripted_world
+from resyn.testing.scripted import ScriptedChatModel
 from resyn.ui.pages import side_by_side
 from resyn.ui.server import LOOPBACK_HOSTS, create_app
 

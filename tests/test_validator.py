@@ -27,7 +27,7 @@ def expected_failures(path: Path) -> set[str]:
 
 
 def failed_checks(report: ValidationReport) -> set[str]:
-    return {check.name for check in report.checks if not check.passed and not check.skipped}
+    return {check.name for check in report.failures()}
 
 
 def explain(report: ValidationReport) -> str:

@@ -324,20 +324,22 @@ class Toolbox:
         vector = await self._embed(args.text)
         environments = []
         if has_environments:
-            memory = NoveltyMemory(library, self._embedder)
-            [hits] = memory.index.nearest(vector.reshape(1, -1), args.count)
-            for rowid, similarity in hits:
-                record = library.get(library.id_of_row(rowid))
+            for neighbour in NoveltyMemory(library, self._embedder).nearest(vector, args.count):
+                record = library.get(neighbour.environment_id)
                 environments.append(
                     SimilarEnvironment(
                         id=record.id,
                         name=record.name,
                         topic=record.topic,
                         description=record.description,
-                        similarity=round(float(similarity), 4),
+                        similarity=neighbour.similarity,
                     )
                 )
-        return SimilarFound(environments=environments, topics=_nearest_topics(topics, vector, args.count))
+        nearest_topics = [
+            SimilarTopic(topic=name, similarity=round(similarity, 4))
+            for name, similarity in topics.nearest(vector, args.count)
+        ]
+        return SimilarFound(environments=environments, topics=nearest_topics)
 
     def _run_timeout(self, args: RunPythonArgs) -> float:
         tools = self.settings.tools
@@ -398,17 +400,6 @@ class Toolbox:
                 self._embedder = await asyncio.to_thread(Embedder)
             [vector] = await asyncio.to_thread(self._embedder.embed, [text])
         return vector
-
-
-def _nearest_topics(topics: TopicGraph, vector: np.ndarray, count: int) -> list[SimilarTopic]:
-    import numpy as np
-
-    if not len(topics):
-        return []
-    cosines = topics.vectors @ vector
-    names = topics.names()
-    order = np.argsort(-cosines, kind="stable")[:count]
-    return [SimilarTopic(topic=names[row], similarity=round(float(cosines[row]), 4)) for row in order]
 
 
 def langchain_tools(toolbox: Toolbox) -> list[StructuredTool]:

@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from resyn.contract import DIFFICULTIES, LEAK_MIN_CHARS, MAX_QUESTION_CHARS, NAME_LENGTH, NAME_PATTERN
+from resyn.tools.kernel_sandbox import LIMIT_STATUSES
 
 JUNK_ANSWERS = ["qzxv#9!kplm", "lorem ipsum dolor sit amet"]
 # A (text, times) pair stands for text * times: long answers cross to the kernel as a few bytes.
@@ -50,7 +51,6 @@ def shown(answer: str) -> str:
 
 DIVERSITY_FLOOR = 0.9
 REJECTION_FLOOR = 0.5
-LIMIT_STATUSES = ("timeout", "memory")
 
 Result = tuple[bool, str]
 
@@ -93,6 +93,14 @@ def shape_problem(instance: Any) -> str | None:
     if not isinstance(meta, dict):
         return f"meta must be a dict (got {type(meta).__name__})"
     return None
+
+
+def generate_failure(call: dict[str, Any]) -> str | None:
+    """Why a generate call gave no usable instance (it failed, or its instance is malformed), or None."""
+    problem = call.get("error") or call.get("problem") or shape_problem(call.get("instance"))
+    if call["status"] == "ok" and not problem:
+        return None
+    return problem or call["status"]
 
 
 def generates(calls: list[dict[str, Any]]) -> Result:
@@ -215,6 +223,11 @@ def no_side_effects(events: list[dict[str, str]], leaked_secret: bool) -> Result
 
 def within_limits(problems: list[str]) -> Result:
     return _first(problems)
+
+
+def broke_limit(call: dict[str, Any], output_limit: int) -> bool:
+    """Whether a harness call was stopped by a limit or printed past the output limit."""
+    return call["status"] in LIMIT_STATUSES or call.get("output_chars", 0) > output_limit
 
 
 def limit_problem(call: dict[str, Any], function: str, output_limit: int) -> str | None:

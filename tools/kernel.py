@@ -3,7 +3,9 @@
 A kernel starts in its own temporary directory with a scrubbed environment (an allow-list, so no
 API key can cross), then gets the sandbox (`kernel_sandbox.py`): resource limits and an audit
 hook. `execute` never raises for anything the code does: hangs, crashes and floods come back as
-an `ExecutionResult` with a status, and the kernel is restarted when it cannot be trusted.
+an `ExecutionResult` with a status, and the process is restarted when it is dead or will not stop.
+Whether a kernel is still to be trusted with another environment is for the harness client to
+decide (`harness.py`); this module only runs code and reports what happened.
 """
 
 from __future__ import annotations
@@ -29,19 +31,16 @@ from jupyter_client import AsyncKernelManager
 
 from resyn import tracing
 from resyn.settings import KernelSettings
+from resyn.tools.kernel_sandbox import EVENTS_MIME, RESULT_MIME, SWALLOWED_TIMEOUT_EXIT, TRUNCATED_MIME
 
 Status = Literal["ok", "error", "timeout", "crashed", "limit"]
 
-RESULT_MIME = "application/vnd.resyn.result+json"
-EVENTS_MIME = "application/vnd.resyn.events+json"
-TRUNCATED_MIME = "application/vnd.resyn.truncated+json"
 KERNEL_DIR_PREFIX = "resyn-kernel-"  # in every kernel's argv (its connection file), to find strays
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _LIVENESS_POLL_S = 0.25
 _TRACED_CODE_CHARS = 2000  # what a trace keeps of each execution: enough to see what ran
 _TRACED_OUTPUT_CHARS = 1000
 _LIMIT_ERRORS = ("MemoryError", "OutputLimitExceeded")
-SWALLOWED_TIMEOUT_EXIT = 71  # kernel_sandbox.SWALLOWED_TIMEOUT_EXIT
 _SANDBOX_SOURCE = resources.files("resyn.tools").joinpath("kernel_sandbox.py").read_text()
 
 
@@ -114,7 +113,7 @@ class Kernel:
         self.settings = settings
         self.hash_seed = hash_seed if hash_seed is not None else random.SystemRandom().randrange(1, 2**31)
         self.uses = 0
-        self.dirty = False  # set when the kernel cannot be trusted for another environment
+        self.dirty = False  # set by `harness.distrust`: not to be reused for another environment
         self.workdir: str | None = None
         self._manager: AsyncKernelManager | None = None
         self._client: Any = None
@@ -190,7 +189,8 @@ class Kernel:
         return self._manager is not None and await self._manager.is_alive()
 
     async def call(self, function: str, *args: Any, timeout: float | None = None) -> ExecutionResult:
-        """Run a sandbox harness function with JSON arguments; its reply lands in `.value`."""
+        """Run a sandbox harness function with JSON arguments; its reply lands in `.value`.
+        The transport of `harness.py`, which knows the functions and judges the results."""
         encoded = ", ".join(f"json.loads({json.dumps(arg)!r})" for arg in args)
         code = f"import json\n_resyn_sandbox.reply(_resyn_sandbox.{function}({encoded}))"
         return await self.execute(code, timeout=timeout)
@@ -233,8 +233,6 @@ class Kernel:
         result.truncated = result.truncated or stdout.truncated or stderr.truncated
         result.duration = time.perf_counter() - started
         self.uses += 1
-        if result.status in ("timeout", "crashed", "limit") or result.events:
-            self.dirty = True
         tracing.record("kernel", _traced_name(code), time.time() - result.duration, result.duration, {
             "code": code[:_TRACED_CODE_CHARS], "status": result.status, "error": result.error,
             "stdout": result.stdout[:_TRACED_OUTPUT_CHARS], "stderr": result.stderr[:_TRACED_OUTPUT_CHARS],

@@ -2,9 +2,10 @@
 
 Between leases a kernel is reset (fresh namespace, no leftover modules, reseeded global random)
 rather than restarted: a reset costs milliseconds, a restart most of a second (see
-`evals/bench_validation.py`). A kernel is replaced instead of reset when it cannot be trusted: it
-timed out, crashed, hit a limit, recorded a refused side effect, had stdlib attributes
-monkeypatched, or has served `max_uses` leases.
+`evals/bench_validation.py`). A kernel is replaced instead of reset when the harness client
+distrusts it (`harness.py` says when: it timed out, crashed, hit a limit, recorded a side effect,
+had stdlib attributes monkeypatched...), when its lease ended in an exception, or when it has
+served `max_uses` leases.
 
 Kernels start in their own session, so Ctrl-C in a terminal never reaches them; `close()` runs
 on normal exit and on KeyboardInterrupt, and each kernel also exits by itself when its parent
@@ -18,6 +19,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from resyn.settings import KernelSettings
+from resyn.tools import harness
 from resyn.tools.kernel import Kernel, KernelStartError, remove_stale_workdirs
 
 
@@ -75,12 +77,13 @@ class KernelPool:
         """A clean kernel for one environment. `avoid` asks for a different kernel than that one
         (the determinism check compares two kernels with different hash seeds)."""
         kernel = await self._take(avoid)
-        trusted = False
         try:
             yield kernel
-            trusted = True
+        except BaseException:
+            harness.distrust(kernel)  # the lease ended mid-use: its code may still be running
+            raise
         finally:
-            await self._give_back(kernel, trusted)
+            await self._give_back(kernel)
 
     async def ready(self) -> None:
         """Wait until the kernels have started; raises (to every caller) if they could not."""
@@ -99,12 +102,8 @@ class KernelPool:
                         return kernel
                 await self._available.wait()
 
-    async def _give_back(self, kernel: Kernel, trusted: bool) -> None:
-        reusable = trusted and not kernel.dirty and kernel.uses < self.settings.max_uses
-        if reusable:
-            reset = await kernel.call("reset", timeout=self.settings.interrupt_grace_s * 5)
-            reusable = reset.ok and not (reset.value or {}).get("tampered") and not reset.events
-        if reusable:
+    async def _give_back(self, kernel: Kernel) -> None:
+        if not kernel.dirty and kernel.uses < self.settings.max_uses and await harness.reset(kernel):
             await self._return_idle(kernel)
         else:
             task = asyncio.create_task(self._replace(kernel))

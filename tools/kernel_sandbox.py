@@ -1,12 +1,16 @@
-"""Code that runs *inside* a sandboxed kernel; the host process never imports it.
+"""Code that runs *inside* a sandboxed kernel; the host imports only its constants.
 
-The kernel pool sends this module's source to every kernel it starts and calls `install`:
+Every kernel gets this module's source when it starts (`kernel.py`) and calls `install`:
 resource limits, an audit hook that refuses and records the side effects the contract forbids,
-and a watch on secret-looking environment variables. The validator then calls the harness
-functions at the bottom (`load`, `generate_batch`, `verify_batch`) and gets plain JSON back.
+and a watch on secret-looking environment variables. The host's harness client (`harness.py`)
+then calls the harness functions at the bottom (`load`, `generate_batch`, `verify_batch`,
+`score_batch`, ...) and gets plain JSON back. The constants up top are the protocol both sides
+share: the MIME types replies travel in, the exit status of a kernel that swallowed its time
+limit, what a secret's name looks like, and the statuses of a call stopped by a limit.
 
 Standard library only, and nothing runs at import: this file is also exec'd by the unsafe
-in-process baseline of the validation benchmark.
+in-process baseline of the validation benchmark. It is one long file because it travels to each
+kernel as one source.
 """
 
 from __future__ import annotations
@@ -71,7 +75,7 @@ _FILE_CHANGE_EVENTS = {
     "shutil.move",
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
+SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
 _FINGERPRINTED_MODULES = (
     "builtins",
     "random",
@@ -91,7 +95,9 @@ _FINGERPRINTED_MODULES = (
     "time",
 )
 _MAX_EVENTS = 200
+_CPU_KILL_MARGIN_S = 5  # SIGXCPU at the soft CPU limit, SIGKILL this many seconds later
 SWALLOWED_TIMEOUT_EXIT = 71  # the kernel's exit status when code caught its own time limit
+LIMIT_STATUSES = ("timeout", "memory")  # a call's status when a limit stopped it
 _SWALLOW_GRACE_S = 1.0
 _LIMIT_HITS_BEFORE_GIVING_UP = (
     2  # per batch: a hanging or hoarding function costs its limit twice, not per seed
@@ -155,7 +161,7 @@ class _WatchedEnviron(os._Environ):  # type: ignore[name-defined]
     """os.environ that records every read of a secret-looking name (the kernel holds none)."""
 
     def __getitem__(self, key: str) -> str:
-        if _SECRET_NAME.search(str(key)):
+        if SECRET_NAME.search(str(key)):
             _record("secret_read", "os.environ", key)
         return super().__getitem__(key)
 
@@ -200,7 +206,7 @@ def _renew_cpu_budget() -> None:
     usage = resource.getrusage(resource.RUSAGE_SELF)
     used = int(usage.ru_utime + usage.ru_stime) + 1
     soft = used + _sandbox.cpu_seconds
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + _CPU_KILL_MARGIN_S))
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -454,7 +460,7 @@ def load(source: str, allowed_imports: list[str], seconds: float, output_limit: 
 
 
 def _limit_hits(results: list[dict[str, Any]]) -> int:
-    return sum(result["status"] in ("timeout", "memory") for result in results)
+    return sum(result["status"] in LIMIT_STATUSES for result in results)
 
 
 def instance_key(seed: int, difficulty: int) -> str:
@@ -518,8 +524,13 @@ def verify_batch(jobs: list[list[Any]], answers: list[Any], seconds: float, outp
     return results
 
 
-def score_batch(items: list[list[Any]], seconds: float, output_limit: int) -> list[dict]:
-    """Score given answers on given instances (the solver probe, rewards): [instance, answer]."""
+def score_batch(
+    items: list[list[Any]], seconds: float, output_limit: int, key: str | None = None
+) -> list[dict]:
+    """Score given answers on given instances (the solver probe, rewards): [instance, answer].
+    `key` first selects that kept environment (a reward kernel holds many)."""
+    if key is not None and not select(key):
+        raise LookupError(f"this kernel keeps no environment {key!r}")
     environment = _sandbox.environment
     results = []
     for instance, answer in items:

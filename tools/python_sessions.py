@@ -26,6 +26,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from resyn.settings import KernelSettings, ToolSettings
+from resyn.tools import harness
 from resyn.tools.kernel import ExecutionResult, Kernel
 from resyn.tools.kernel_pool import KernelPool
 
@@ -81,13 +82,13 @@ class PythonSessions:
     async def run(self, code: str, session_id: str | None, timeout_s: float) -> PythonResult:
         if session_id is None:
             async with self.pool.lease() as kernel:
-                executed = await kernel.execute(code, timeout=timeout_s)
+                executed = await harness.run_code(kernel, code, timeout_s)
             return _result(executed, None, None, self.kernel_settings)
         session, note = await self._acquire(session_id)
         try:
             async with session.lock:
                 pid = session.kernel.pid
-                executed = await session.kernel.execute(code, timeout=timeout_s)
+                executed = await harness.run_code(session.kernel, code, timeout_s)
                 if session.kernel.pid != pid:
                     note = (
                         f"the session's kernel was restarted ({executed.status}): "

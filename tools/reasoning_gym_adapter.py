@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import Any
 
 from resyn.contract import extract_answer
-from resyn.tools.rewards import RewardItem, RewardScorer, parse_ground_truth
+from resyn.tools.ground_truth import GroundTruth
+from resyn.tools.rewards import RewardItem, RewardScorer
 
 
 def read_rows(path: Path) -> list[dict[str, Any]]:
@@ -69,10 +70,9 @@ class ResynDataset(Sequence[dict[str, Any]]):
     def __getitem__(self, index: int) -> dict[str, Any]:  # type: ignore[override]
         row = self._rows[index]
         truth = row["reward_model"]["ground_truth"]
-        _, _, instance = parse_ground_truth(truth)
         return {
             "question": row["prompt"][-1]["content"],
-            "answer": instance["witness"],
+            "answer": GroundTruth.parse(truth).instance["witness"],
             "metadata": {
                 "source_dataset": row["data_source"],
                 "source_index": index,
@@ -98,8 +98,8 @@ class ResynDataset(Sequence[dict[str, Any]]):
         for answer, entry in zip(answers, entries, strict=True):
             if isinstance(answer, str) and "<answer>" in answer:
                 answer = extract_answer(answer)
-            environment_id, digest, instance = parse_ground_truth(entry["metadata"]["ground_truth"])
-            items.append(RewardItem(environment_id, digest, instance, answer or None))
+            truth = GroundTruth.parse(entry["metadata"]["ground_truth"])
+            items.append(RewardItem.answering(truth, answer or None))
         return self.scorer.score(items)
 
     def close(self) -> None:

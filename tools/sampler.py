@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from resyn.contract import GENERATE_SECONDS, SampledInstance
+from resyn.contract import SampledInstance
 from resyn.settings import Settings
-from resyn.tools import checks
+from resyn.tools import checks, harness
+from resyn.tools.harness import HarnessStopped
 from resyn.tools.kernel import Kernel
 from resyn.tools.kernel_pool import KernelPool
 
@@ -17,20 +18,13 @@ class SampleError(Exception):
 
 async def load_in_kernel(kernel: Kernel, source: str, settings: Settings) -> None:
     """Load an environment into a leased kernel, or say in one line why it does not load."""
-    output_limit = settings.kernel.output_limit_bytes
-    load_seconds = settings.validator.load_timeout_s
-    loaded = await kernel.call(
-        "load",
-        source,
-        settings.validator.allowed_imports,
-        load_seconds,
-        output_limit,
-        timeout=load_seconds + 5,
-    )
-    if not loaded.ok or loaded.value["status"] != "ok":
-        kernel.dirty = True
-        raise SampleError(f"the file did not load: {(loaded.value or {}).get('error') or loaded.error}")
-    passed, detail = checks.loads(loaded.value)
+    try:
+        loaded = await harness.load(kernel, source, settings, expect_success=True)
+    except HarnessStopped as stopped:
+        raise SampleError(f"the file did not load: {stopped.error}") from None
+    if loaded["status"] != "ok":
+        raise SampleError(f"the file did not load: {loaded.get('error')}")
+    passed, detail = checks.loads(loaded)
     if not passed:
         raise SampleError(detail)
 
@@ -39,19 +33,16 @@ async def sample_in_kernel(
     kernel: Kernel, source: str, difficulty: int, seeds: Iterable[int], settings: Settings
 ) -> list[SampledInstance]:
     await load_in_kernel(kernel, source, settings)
-    output_limit = settings.kernel.output_limit_bytes
     pairs = [[seed, difficulty] for seed in seeds]
-    generated = await kernel.call(
-        "generate_batch", pairs, GENERATE_SECONDS, output_limit, timeout=len(pairs) * GENERATE_SECONDS + 5
-    )
-    if not generated.ok:
-        raise SampleError(f"generate stopped: {generated.error}")
+    try:
+        generated = await harness.generate(kernel, pairs, settings, expect_success=True)
+    except HarnessStopped as stopped:
+        raise SampleError(f"generate stopped: {stopped.error}") from None
     instances = []
-    for call in generated.value:
-        problem = call.get("error") or call.get("problem") or checks.shape_problem(call.get("instance"))
-        if call["status"] != "ok" or problem:
-            kernel.dirty = True
-            raise SampleError(f"generate({checks.where(call)}) failed: {problem or call['status']}")
+    for call in generated:
+        failure = checks.generate_failure(call)
+        if failure:
+            raise SampleError(f"generate({checks.where(call)}) failed: {failure}")
         instances.append(
             SampledInstance(seed=call["seed"], difficulty=call["difficulty"], **call["instance"])
         )

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from resyn.contract import VERIFY_SECONDS, Instance
+from resyn.contract import Instance
 from resyn.settings import Settings
+from resyn.tools import harness
+from resyn.tools.harness import HarnessStopped
 from resyn.tools.kernel import Kernel
 from resyn.tools.sampler import SampleError, load_in_kernel
 
@@ -18,28 +18,10 @@ async def score_in_kernel(
         return []
     await load_in_kernel(kernel, source, settings)
     payload = [
-        [instance.model_dump(include={"question", "witness", "meta"}), answer] for instance, answer in items
+        (instance.model_dump(include={"question", "witness", "meta"}), answer) for instance, answer in items
     ]
-    scored = await kernel.call(
-        "score_batch",
-        payload,
-        VERIFY_SECONDS,
-        settings.kernel.output_limit_bytes,
-        timeout=len(payload) * VERIFY_SECONDS + 5,
-    )
-    if not scored.ok:
-        kernel.dirty = True
-        raise SampleError(f"verify stopped: {scored.error}")
-    return scores_of(kernel, scored.value)
-
-
-def scores_of(kernel: Kernel, calls: list[dict[str, Any]]) -> list[float]:
-    """The scores in a `score_batch` reply, clamped to [0, 1]; a call that failed scores 0.0 and
-    marks the kernel for replacement (it may have left state behind)."""
-    scores = []
-    for call in calls:
-        score = call.get("score") if call["status"] == "ok" else None
-        if call["status"] != "ok":
-            kernel.dirty = True
-        scores.append(min(1.0, max(0.0, score)) if isinstance(score, float) else 0.0)
+    try:
+        scores, _seconds = await harness.score(kernel, payload, settings)
+    except HarnessStopped as stopped:
+        raise SampleError(f"verify stopped: {stopped.error}") from None
     return scores

@@ -1,4 +1,4 @@
-"""The environment validator: runs every check of CONTRACT.md on a source, in pool kernels.
+"""The environment validator: runs every check of docs/contract.md on a source, in pool kernels.
 
 One environment's way through: load it in a clean kernel; generate the sampled seeds at every
 difficulty; verify witnesses, junk, other instances' witnesses and hostile strings; then load it
@@ -14,30 +14,17 @@ import asyncio
 import json
 import os
 import random
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from resyn.contract import (
-    CHECK_NAMES,
-    DIFFICULTIES,
-    GENERATE_SECONDS,
-    VERIFY_SECONDS,
-    CheckResult,
-    ValidationReport,
-)
+from resyn.contract import CHECK_NAMES, DIFFICULTIES, CheckResult, ValidationReport
 from resyn.settings import Settings
-from resyn.tools import checks
-from resyn.tools.kernel import ExecutionResult, Kernel
+from resyn.tools import checks, harness
+from resyn.tools.harness import HarnessStopped
+from resyn.tools.kernel import Kernel
 from resyn.tools.kernel_pool import KernelPool
-
-_SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
-_HARNESS_SLACK_S = 5.0
-
-
-class _Aborted(Exception):
-    """The kernel could not go on (crash, hang, flood); the reason is in within_limits."""
+from resyn.tools.kernel_sandbox import SECRET_NAME
 
 
 @dataclass
@@ -59,7 +46,7 @@ class _Evidence:
 
 def parent_secrets() -> list[str]:
     """Values of the parent's secret-looking environment variables: they must appear nowhere."""
-    return [value for name, value in os.environ.items() if _SECRET_NAME.search(name) and len(value) >= 8]
+    return [value for name, value in os.environ.items() if SECRET_NAME.search(name) and len(value) >= 8]
 
 
 def sampled_seeds(count: int, sample_seed: int) -> list[int]:
@@ -89,66 +76,38 @@ class Validator:
             if evidence.hostile is not None:
                 async with self.pool.lease(avoid=first_kernel) as second:
                     await self._regenerate(second, source, evidence)
-        except _Aborted as aborted:
-            evidence.aborted = str(aborted)
+        except HarnessStopped as stopped:  # a hang, crash or flood of a whole harness call
+            during = "while loading" if stopped.function == "load" else f"during {stopped.function}"
+            evidence.aborted = f"{during}: {stopped.status}: {stopped.error or 'no reply'}"
         return self._judge(evidence, time.perf_counter() - started)
 
-    async def _harness(self, kernel: Kernel, function: str, *args: Any, calls: int) -> Any:
-        """Call a harness function; a hang, crash or flood of the whole call aborts the run."""
-        limit = GENERATE_SECONDS if function == "generate_batch" else VERIFY_SECONDS
-        budget = calls * limit + _HARNESS_SLACK_S
-        result: ExecutionResult = await kernel.call(function, *args, timeout=budget)
-        if result.status != "ok" or not isinstance(result.value, (dict, list)):
-            kernel.dirty = True
-            raise _Aborted(f"during {function}: {result.status}: {result.error or 'no reply'}")
-        return result.value
-
     async def _load(self, kernel: Kernel, source: str, evidence: _Evidence) -> None:
-        timeout = self.settings.validator.load_timeout_s
-        result = await kernel.call(
-            "load",
-            source,
-            self.settings.validator.allowed_imports,
-            timeout,
-            self.output_limit,
-            timeout=timeout + _HARNESS_SLACK_S,
-        )
-        if result.status != "ok" or not isinstance(result.value, dict):
-            kernel.dirty = True
-            evidence.load = {"status": result.status, "error": result.error or "no reply from the kernel"}
-            raise _Aborted(f"while loading: {result.status}: {result.error}")
-        evidence.load = result.value
-        evidence.events.extend(result.value.get("events", []))
-        evidence.events.extend(
-            {"kind": "secret_visible", "event": "os.environ", "detail": name}
-            for name in result.value.get("environment_names", [])
-            if _SECRET_NAME.search(name)
-        )
-        evidence.outputs.append(result.value.get("output", ""))
-        if result.value["status"] in checks.LIMIT_STATUSES:
-            kernel.dirty = True
-            evidence.limit_problems.append(f"loading {result.value['error']}")
+        try:
+            loaded = await harness.load(kernel, source, self.settings)
+        except HarnessStopped as stopped:
+            evidence.load = {"status": stopped.status, "error": stopped.error or "no reply from the kernel"}
+            raise
+        evidence.load = loaded
+        evidence.events.extend(harness.load_events(loaded))
+        evidence.outputs.append(loaded.get("output", ""))
+        if loaded["status"] in checks.LIMIT_STATUSES:
+            evidence.limit_problems.append(f"loading {loaded['error']}")
 
     async def _generate_all(self, kernel: Kernel, seeds: list[int]) -> list[dict[str, Any]]:
         pairs = [[seed, difficulty] for difficulty in DIFFICULTIES for seed in seeds]
-        return await self._harness(
-            kernel, "generate_batch", pairs, GENERATE_SECONDS, self.output_limit, calls=len(pairs)
-        )
+        return await harness.generate(kernel, pairs, self.settings)
 
-    def _absorb(
-        self, kernel: Kernel, calls: list[dict[str, Any]], function: str, evidence: _Evidence
-    ) -> None:
+    def _absorb(self, calls: list[dict[str, Any]], function: str, evidence: _Evidence) -> None:
         for call in calls:
             evidence.events.extend(call.get("events", []))
             evidence.outputs.append(call.get("output", ""))
             problem = checks.limit_problem(call, function, self.output_limit)
             if problem:
-                kernel.dirty = True
                 evidence.limit_problems.append(problem)
 
     async def _generate_and_verify(self, kernel: Kernel, evidence: _Evidence) -> None:
         evidence.generated = await self._generate_all(kernel, self.seeds)
-        self._absorb(kernel, evidence.generated, "generate", evidence)
+        self._absorb(evidence.generated, "generate", evidence)
         evidence.outputs.extend(call.get("instance") for call in evidence.generated)
         instances = checks.well_formed(evidence.generated)
         by_key = {f"{call['seed']}:{call['difficulty']}": call for call in instances}
@@ -167,9 +126,7 @@ class Validator:
             ],
         }
         all_jobs = [job for kind_jobs in jobs.values() for job in kind_jobs]
-        calls = await self._harness(
-            kernel, "verify_batch", all_jobs, answers, VERIFY_SECONDS, self.output_limit, calls=len(all_jobs)
-        )
+        calls = await harness.verify(kernel, all_jobs, answers, self.settings)
         for call in calls:
             generated = by_key[call["key"]]
             call.update(seed=generated["seed"], difficulty=generated["difficulty"])
@@ -179,7 +136,7 @@ class Validator:
                 if isinstance(answer, int)
                 else ("another instance's witness")
             )
-        self._absorb(kernel, calls, "verify", evidence)
+        self._absorb(calls, "verify", evidence)
         start = 0
         for kind, kind_jobs in jobs.items():
             setattr(evidence, kind, calls[start : start + len(kind_jobs)])
@@ -207,7 +164,7 @@ class Validator:
             evidence.limit_problems.append(f"the second kernel could not load it: {again.load.get('error')}")
             return
         evidence.regenerated = await self._generate_all(kernel, list(reversed(self.seeds)))
-        self._absorb(kernel, evidence.regenerated, "generate", evidence)
+        self._absorb(evidence.regenerated, "generate", evidence)
 
     def _judge(self, evidence: _Evidence, seconds: float) -> ValidationReport:
         results: dict[str, tuple[bool, str]] = {}

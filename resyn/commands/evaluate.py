@@ -13,8 +13,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.table import Table
 
+from resyn.commands.preamble import checked_models, interruptible, note_embedded
 from resyn.commands.workspace import difficulty_levels, existing_workspace
-from resyn.console import console, errors, fail_usage, print_error
+from resyn.console import console, fail_usage, print_error
 
 if TYPE_CHECKING:
     from resyn.evals.eval_benchmarks import Summary
@@ -30,9 +31,6 @@ _MODEL_HELP = "model name on the solver's endpoint (RESYN_SOLVER_BASE_URL or RES
 
 def _solver_factory(settings: Settings, model: str | None) -> ModelFactory:
     """The model factory with the solver role pointed at `model`; a usage error if it cannot be."""
-    from resyn.embedded import EMBEDDED_WARNING
-    from resyn.models import ModelConfigError, ModelFactory
-
     if model is not None:
         if settings.model_for("solver").base_url is None:
             raise fail_usage(
@@ -40,13 +38,8 @@ def _solver_factory(settings: Settings, model: str | None) -> ModelFactory:
                 "(without one, the embedded model answers)"
             )
         settings.solver.model = model
-    factory = ModelFactory(settings)
-    try:
-        factory.check("solver")
-    except ModelConfigError as error:
-        raise fail_usage(str(error)) from None
-    if factory.uses_embedded("solver"):
-        errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
+    factory = checked_models(settings, ("solver",))
+    note_embedded(factory, ("solver",))
     return factory
 
 
@@ -205,7 +198,10 @@ def _benchmark(
         status.update(f"{run.path.stem}: {answered}/{todo} asked")
 
     try:
-        with console.status(f"{run.path.stem}: 0/{todo} asked") as status:
+        with (
+            interruptible(f"continue with: resyn eval {benchmark} --resume {run.path.stem}"),
+            console.status(f"{run.path.stem}: 0/{todo} asked") as status,
+        ):
             summary = asyncio.run(
                 run_benchmark(
                     run,
@@ -216,9 +212,6 @@ def _benchmark(
                     on_result=on_result,
                 )
             )
-    except KeyboardInterrupt:
-        print_error(f"interrupted; continue with: resyn eval {benchmark} --resume {run.path.stem}")
-        raise typer.Exit(130) from None
     except (EmbeddedModelMissing, BenchmarkError) as error:
         print_error(str(error))
         raise typer.Exit(1) from None

@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from resyn.console import ENDPOINT_DOWN, console, errors, fail_usage, print_error
+from resyn.commands.preamble import checked_models, interruptible, note_embedded
+from resyn.console import ENDPOINT_DOWN, console, fail_usage, print_error
 
 _ROLES = ("author", "solver", "scout")
 
@@ -38,7 +39,7 @@ def expand(
     """Grow the library: scout topics, synthesize environments for them, keep the novel ones."""
     from resyn.agents.exemplars import ExemplarsMissing
     from resyn.agents.resilience import EndpointDown
-    from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
+    from resyn.embedded import EmbeddedModelMissing
     from resyn.graph.expansion import (
         JobExists,
         JobFailed,
@@ -49,7 +50,6 @@ def expand(
     from resyn.graph.expansion import expand as run_expansion
     from resyn.graph.runtime import open_runtime
     from resyn.memory.contamination import BenchmarkDataMissing
-    from resyn.models import ModelConfigError, ModelFactory
     from resyn.settings import Settings
 
     if resume is not None and (seed_topics is not None or job is not None):
@@ -81,20 +81,14 @@ def expand(
             max_environments=max_environments,
         )
     _check_job_name(settings.data_dir, resume, options.name if options else None)
-    factory = ModelFactory(settings)
-    try:
-        for role in _ROLES:
-            factory.check(role)
-    except ModelConfigError as error:
-        raise fail_usage(str(error)) from None
+    checked_models(settings, _ROLES)
     name = resume or options.name
 
     async def run() -> tuple[JobOptions, str]:
         from resyn.dashboard import Dashboard
 
         async with open_runtime(settings) as runtime:
-            if runtime.models is not None and any(runtime.models.uses_embedded(role) for role in _ROLES):
-                errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
+            note_embedded(runtime.models, _ROLES)
             models = " · ".join(f"{role}: {runtime.model_name(role)}" for role in _ROLES)
             saved = runtime.library.job(name)
             goal = options.target if options else changes.get("target", saved.options["target"])
@@ -103,15 +97,14 @@ def expand(
                     runtime, options, resume=resume, changes=changes, on_event=dashboard.on_event
                 )
 
+    next_step = f"resume with: resyn expand --resume {name}"
     try:
-        finished_options, reason = asyncio.run(run())
-    except KeyboardInterrupt:
-        print_error(f"interrupted; resume with: resyn expand --resume {name}")
-        raise typer.Exit(130) from None
+        with interruptible(next_step):
+            finished_options, reason = asyncio.run(run())
     except (JobExists, UnknownJob, WorkspaceBusy, BenchmarkDataMissing) as error:
         raise fail_usage(str(error).strip("'\"")) from None
     except EndpointDown as error:
-        print_error(f"{error}: the job is paused; resume with: resyn expand --resume {name}")
+        print_error(f"{error}: the job is paused; {next_step}")
         raise typer.Exit(ENDPOINT_DOWN) from None
     except (EmbeddedModelMissing, ExemplarsMissing, JobFailed) as error:
         print_error(str(error))

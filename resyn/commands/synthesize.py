@@ -9,7 +9,8 @@ from typing import Annotated, Any
 
 import typer
 
-from resyn.console import ENDPOINT_DOWN, console, errors, fail_usage, print_error
+from resyn.commands.preamble import checked_models, interruptible, note_embedded
+from resyn.console import ENDPOINT_DOWN, console, fail_usage, print_error, print_note
 
 _KEPT = "accepted"
 
@@ -24,11 +25,10 @@ def synthesize(
     """Draft an environment for TOPIC, validate and repair it, probe it with the solver, store the verdict."""
     from resyn.agents.exemplars import ExemplarsMissing
     from resyn.agents.resilience import EndpointDown
-    from resyn.embedded import EMBEDDED_WARNING, EmbeddedModelMissing
+    from resyn.embedded import EmbeddedModelMissing
     from resyn.graph.runtime import open_runtime
     from resyn.graph.synthesis import NothingToResume
     from resyn.graph.synthesis import synthesize as run_synthesis
-    from resyn.models import ModelConfigError, ModelFactory
     from resyn.settings import Settings
     from resyn.views import environment_panel, progress_line
 
@@ -39,12 +39,7 @@ def synthesize(
     settings = Settings()
     environment_id = resume or uuid.uuid4().hex[:12]
     roles = ("author",) if no_probe else ("author", "solver")
-    factory = ModelFactory(settings)
-    try:
-        for role in roles:
-            factory.check(role)
-    except ModelConfigError as error:
-        raise fail_usage(str(error)) from None
+    checked_models(settings, roles)
 
     def on_update(node: str, update: dict[str, Any]) -> None:
         if not as_json:
@@ -52,13 +47,8 @@ def synthesize(
 
     async def run() -> Any:
         async with open_runtime(settings) as runtime:
-            runtime.watch_endpoints(
-                lambda _event, line: errors.print(
-                    f"[yellow]note:[/yellow] {line}", highlight=False, soft_wrap=True
-                )
-            )
-            if runtime.models is not None and any(runtime.models.uses_embedded(role) for role in roles):
-                errors.print(f"[yellow]note:[/yellow] {EMBEDDED_WARNING}", highlight=False, soft_wrap=True)
+            runtime.watch_endpoints(lambda _event, line: print_note(line))
+            note_embedded(runtime.models, roles)
             if not as_json:
                 names = " · ".join(f"{role}: {runtime.model_name(role)}" for role in roles)
                 console.print(f"[bold]synthesis {environment_id}[/bold] · {names}", highlight=False)
@@ -71,13 +61,12 @@ def synthesize(
                 on_update=on_update,
             )
 
+    next_step = f"resume with: resyn synthesize --resume {environment_id}"
     try:
-        record = asyncio.run(run())
-    except KeyboardInterrupt:
-        print_error(f"interrupted; resume with: resyn synthesize --resume {environment_id}")
-        raise typer.Exit(130) from None
+        with interruptible(next_step):
+            record = asyncio.run(run())
     except EndpointDown as error:
-        print_error(f"{error}; resume with: resyn synthesize --resume {environment_id}")
+        print_error(f"{error}; {next_step}")
         raise typer.Exit(ENDPOINT_DOWN) from None
     except NothingToResume as error:
         raise fail_usage(str(error).strip("'\"")) from None

@@ -24,7 +24,7 @@ from typing import Any
 
 from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 
-from resyn.agents import scripted_world
+from resyn.testing import scripted_world
 
 Reply = Callable[[list[dict[str, Any]]], str]
 

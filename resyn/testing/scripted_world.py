@@ -18,7 +18,7 @@ from langchain_core.messages import BaseMessage
 
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import EndpointHealth
-from resyn.agents.scripted import ScriptedChatModel
+from resyn.testing.scripted import ScriptedChatModel
 
 # The puzzles the canned environments ask: written once, as the source every environment carries,
 # and run here too, so the fake solver answers with the very same functions.
