@@ -53,8 +53,7 @@ async def throughput(latency_s: float, target: int, embedder: Embedder) -> dict[
             counts = runtime.library.job_counts("throughput")
         calls = sum(len(endpoint.chat.calls) for endpoint in endpoints.values())
     ideal = calls * latency_s / 8
-    return {"calls": calls, "ideal": ideal, "wall": wall, "accepted": counts["accepted"], "tried": sum(
-        counts[status] for status in counts if not status.endswith("_tokens"))}  # fmt: skip
+    return {"calls": calls, "ideal": ideal, "wall": wall, "accepted": counts.accepted, "tried": counts.tried}
 
 
 async def memory(environments: int, embedder: Embedder) -> list[tuple[int, float]]:
@@ -67,9 +66,7 @@ async def memory(environments: int, embedder: Embedder) -> list[tuple[int, float
 
             def on_event(kind: str, data: dict) -> None:
                 if kind == "round":
-                    counts = data["counts"]
-                    tried = sum(counts[status] for status in counts if not status.endswith("_tokens"))
-                    samples.append((tried, resident_mb()))
+                    samples.append((data["counts"].tried, resident_mb()))
 
             options = JobOptions(
                 name="memory", seed_topics=SEEDS, target=10**6, concurrency=8, max_environments=environments

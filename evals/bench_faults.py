@@ -28,6 +28,9 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
+from resyn.contract import Status
+from resyn.graph.jobs import job_log_path
+from resyn.memory.workspace import Workspace
 from resyn.testing.fake_openai import FAULT_KINDS, FakeOpenAI, Faults, scripted_world_reply
 from resyn.testing.jobs import JOB, command, job_environment
 
@@ -43,8 +46,10 @@ def environment(server: FakeOpenAI, data_dir: Path) -> dict[str, str]:
 
 
 def outcome(data_dir: Path) -> tuple[list[tuple[str, str]], dict[str, int]]:
-    with sqlite3.connect(data_dir / "library.sqlite") as db:
-        accepted = db.execute("SELECT id, topic FROM environments WHERE status = 'accepted' ORDER BY id")
+    with sqlite3.connect(Workspace(data_dir).library) as db:
+        accepted = db.execute(
+            "SELECT id, topic FROM environments WHERE status = ? ORDER BY id", (Status.ACCEPTED,)
+        )
         counts = db.execute("SELECT status, COUNT(*) FROM environments GROUP BY status")
         return accepted.fetchall(), dict(counts.fetchall())
 
@@ -116,10 +121,12 @@ def outage(console: Console, workdir: Path, outage_s: float) -> None:
     table.add_column("what")
     table.add_row("0", "endpoint goes down (connections refused)")
     rows = []
-    for line in (data_dir / "jobs" / "k.log").read_text().splitlines():
+    for line in job_log_path(data_dir, "k").read_text().splitlines():
         stamp, kind, rest = line[:19], line[20:29].strip(), line[29:]
         at = time.mktime(time.strptime(stamp, "%Y-%m-%dT%H:%M:%S")) - went_down
-        if kind in ("paused", "resumed", "stop") or (at > -1 and kind in ("accepted", "llm_failure")):
+        if kind in ("paused", "resumed", "stop") or (
+            at > -1 and kind in (Status.ACCEPTED, Status.LLM_FAILURE)
+        ):
             rows.append((at, f"log: {kind} {rest[:90]}"))
     rows.append((came_back - went_down, "endpoint comes back"))
     for at, what in sorted(rows):

@@ -28,7 +28,7 @@ from rich.console import Console
 from rich.table import Table
 
 from resyn.agents.exemplars import load_exemplars
-from resyn.contract import extract_answer
+from resyn.contract import Status, extract_answer
 from resyn.evals.export import ExportOptions, export_library
 from resyn.memory.library import Library
 from resyn.settings import Settings
@@ -42,7 +42,7 @@ def example_library(data_dir: Path) -> Library:
         environment_id = f"bench{number:07d}"
         library.start(environment_id, exemplar.topic, "example", "example")
         library.finish(
-            environment_id, status="accepted", reason="example", source=exemplar.source, report=None,
+            environment_id, status=Status.ACCEPTED, reason="example", source=exemplar.source, report=None,
             pass_rates=None, usage={}, name=exemplar.name, description=exemplar.description,
         )  # fmt: skip
     return library

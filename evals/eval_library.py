@@ -19,7 +19,8 @@ from resyn.agents import solver
 from resyn.agents.llm import ChatEndpoint
 from resyn.contract import SampledInstance
 from resyn.evals.export import difficulty_plan, exportable, sample_environment
-from resyn.memory.library import EnvironmentRecord, Library
+from resyn.memory.library import Library
+from resyn.memory.records import EnvironmentRecord
 from resyn.seeds import held_out_seeds
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool

@@ -16,7 +16,8 @@ The ground truth is a JSON string (`resyn.tools.ground_truth.GroundTruth`) becau
 `verify(instance, answer)` receives the whole instance, witness included: the reward needs it, the
 prompt never shows it. Instances are generated in the sandbox from seeds outside the held-out window
 of the solver probe and `resyn eval library` (`resyn.seeds`), so neither ever meets a training
-instance.
+instance. Past 300 lines: planning, sampling, splitting and writing the rows are one pipeline,
+read top to bottom.
 """
 
 from __future__ import annotations
@@ -34,8 +35,9 @@ from typing import Any, Literal
 
 import resyn
 from resyn.agents.solver import solver_prompt
-from resyn.contract import CONTRACT_VERSION, DIFFICULTIES, SampledInstance
-from resyn.memory.library import EnvironmentRecord, Library, source_hash
+from resyn.contract import CONTRACT_VERSION, DIFFICULTIES, SampledInstance, Status
+from resyn.memory.library import Library, source_hash
+from resyn.memory.records import EnvironmentRecord
 from resyn.seeds import held_out_window, training_seeds
 from resyn.settings import Settings
 from resyn.tools.ground_truth import GroundTruth
@@ -138,7 +140,7 @@ def build_row(record: EnvironmentRecord, instance: SampledInstance, split: str, 
 def exportable(library: Library, include_contaminated: bool) -> tuple[list[EnvironmentRecord], list[dict]]:
     """The accepted environments to export, and those left out with the reason why."""
     chosen, left_out = [], []
-    for record in library.environments("accepted"):
+    for record in library.environments(Status.ACCEPTED):
         if not record.source:
             left_out.append(_left_out(record, "no source stored"))
         elif record.contamination and not include_contaminated:

@@ -14,6 +14,8 @@
 - **tokens**: what syntheses cost, and that cost per accepted environment.
 
 `render_html` draws the same as a self-contained page (inline SVG charts from matplotlib, no network).
+Past 300 lines because the text and the HTML renderings sit beside the figures they draw, so a
+new figure is one change in one file.
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from dataclasses import dataclass, field
 from statistics import mean, median
 from typing import TYPE_CHECKING
 
-from resyn.contract import CHECK_NAMES, DIFFICULTIES
-from resyn.memory.library import EnvironmentRecord, Library
+from resyn.contract import CHECK_NAMES, DIFFICULTIES, Status
+from resyn.memory.library import Library
+from resyn.memory.records import EnvironmentRecord
 
 if TYPE_CHECKING:
     import numpy as np
@@ -36,7 +39,6 @@ if TYPE_CHECKING:
     from resyn.memory.embeddings import Embedder
 
 STAGES = ("started", "drafted", "valid", "novel", "solvable", "accepted")
-_PROBE_VERDICTS = ("unsolvable", "too_easy", "inverted")
 
 
 @dataclass
@@ -72,14 +74,14 @@ class CorpusReport:
 def _stage_lost(record: EnvironmentRecord, has_code: bool) -> str | None:
     """The stage at which a finished synthesis stopped; None when it was accepted."""
     status = record.status
-    if status == "accepted":
+    if status == Status.ACCEPTED:
         return None
     if not has_code:
         return "drafted"
     valid = record.report is not None and record.report.valid
-    if status == "invalid" or not valid:
+    if status == Status.INVALID or not valid:
         return "valid"
-    if status == "duplicate":
+    if status == Status.DUPLICATE:
         return "novel" if record.pass_rates is None else "accepted"
     return "solvable"  # unsolvable, too easy, inverted; a solver outage or an error after validity
 
@@ -90,7 +92,7 @@ def build_report(
     """The report of everything finished in the library. Accepted environments without a stored
     vector are embedded with `embedder` (loaded only if one is needed)."""
     started = time.perf_counter()
-    records = [record for record in library.environments() if record.status != "running"]
+    records = [record for record in library.environments() if record.status != Status.RUNNING]
     attempts = {record.id: library.attempts(record.id) for record in records}
     statuses = Counter(record.status for record in records)
     lost_at: dict[str, Counter] = {stage: Counter() for stage in STAGES}
@@ -127,7 +129,7 @@ def build_report(
         "validations to become valid": mean(to_valid) if to_valid else 0.0,
     }
 
-    accepted = [record for record in records if record.status == "accepted"]
+    accepted = [record for record in records if record.status == Status.ACCEPTED]
     probed = [record for record in records if record.pass_rates]
     difficulty = {}
     for level in DIFFICULTIES:

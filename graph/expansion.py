@@ -19,7 +19,7 @@ from typing import Any
 from langchain_core.runnables import RunnableConfig
 
 from resyn.agents.resilience import EndpointDown, describe
-from resyn.graph.expansion_graph import EXPANSION_GRAPH, Events, ExpansionJob, environments_tried
+from resyn.graph.expansion_graph import EXPANSION_GRAPH, Events, ExpansionJob
 from resyn.graph.jobs import (
     JobExists,
     JobFailed,
@@ -30,8 +30,8 @@ from resyn.graph.jobs import (
     job_log_path,
     workspace_lock,
 )
-from resyn.graph.runtime import SynthesisRuntime, checkpoint_path
-from resyn.memory.workspace import WorkspaceDamaged
+from resyn.graph.runtime import SynthesisRuntime
+from resyn.memory.workspace import Workspace, WorkspaceDamaged
 
 __all__ = [
     "JobExists",
@@ -85,9 +85,9 @@ async def _expand(
     }
     app = EXPANSION_GRAPH.copy(update={"checkpointer": runtime.checkpointer})  # compiled once, saving here
     saved_state = await app.aget_state(config)
-    if resume is not None and not saved_state.values and environments_tried(job.counts()):
+    if resume is not None and not saved_state.values and job.counts().tried:
         raise WorkspaceDamaged(
-            checkpoint_path(runtime.settings),
+            Workspace.of(runtime.settings).checkpoints,
             f"holds no progress of job {resume!r}, whose environments are in the library",
             "restore it from a backup, or start a new job",
         )

@@ -32,13 +32,15 @@ from langgraph.types import Send
 
 from resyn.agents import scout
 from resyn.agents.resilience import describe
+from resyn.contract import Status
 from resyn.graph.faults import result_or_fault
 from resyn.graph.jobs import JobOptions, environment_id, event_log, job_log_path
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import synthesize
 from resyn.graph.synthesis_graph import add_usage
-from resyn.memory.library import STATUSES
+from resyn.memory.records import JobCounts
 from resyn.memory.topics import TopicGraph
+from resyn.memory.workspace import Workspace
 from resyn.tracing import TraceEvent
 
 T = TypeVar("T")
@@ -74,7 +76,7 @@ class ExpansionJob:
         self.runtime = runtime
         self.options = options
         self.settings = runtime.settings.expansion
-        self.topics_path = runtime.settings.data_dir / "topics.json"
+        self.topics_path = Workspace.of(runtime.settings).topics
         self.topics = TopicGraph.load(self.topics_path)
         self.log = event_log(job_log_path(runtime.settings.data_dir, options.name))
         self.on_event = on_event
@@ -118,27 +120,21 @@ class ExpansionJob:
         """An endpoint's outage began ("down": the job pauses) or ended ("up": it carries on)."""
         self.emit("paused" if event == "down" else "resumed", line)
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> JobCounts:
         return self.runtime.library.job_counts(self.options.name)
 
     @staticmethod
-    def tokens_used(state: ExpansionState, counts: dict[str, int]) -> int:
+    def tokens_used(state: ExpansionState, counts: JobCounts) -> int:
         """The job's environments' tokens (from the library) plus the scout's (from the state)."""
         scouting = state.get("scout_usage", {})
-        return (
-            counts["input_tokens"]
-            + counts["output_tokens"]
-            + scouting.get("input_tokens", 0)
-            + scouting.get("output_tokens", 0)
-        )
+        return counts.tokens + scouting.get("input_tokens", 0) + scouting.get("output_tokens", 0)
 
-    def stop_reason(self, state: ExpansionState, counts: dict[str, int]) -> str | None:
+    def stop_reason(self, state: ExpansionState, counts: JobCounts) -> str | None:
         options = self.options
-        tried = environments_tried(counts)
-        if counts["accepted"] >= options.target:
-            return f"target reached: {counts['accepted']} accepted"
-        if options.max_environments is not None and tried >= options.max_environments:
-            return f"environment budget spent: {tried} tried"
+        if counts.accepted >= options.target:
+            return f"target reached: {counts.accepted} accepted"
+        if options.max_environments is not None and counts.tried >= options.max_environments:
+            return f"environment budget spent: {counts.tried} tried"
         tokens = self.tokens_used(state, counts)
         if options.max_tokens is not None and tokens >= options.max_tokens:
             return f"token budget spent: {tokens:,} tokens ≥ {options.max_tokens:,}"
@@ -156,9 +152,9 @@ async def plan(state: ExpansionState, runtime: Runtime[ExpansionJob]) -> dict[st
     stop = job.stop_reason(state, counts)
     if stop:
         return {"stop_reason": stop, "batch": []}
-    wanted = min(options.concurrency, options.target - counts["accepted"])
+    wanted = min(options.concurrency, options.target - counts.accepted)
     if options.max_environments is not None:
-        wanted = min(wanted, options.max_environments - environments_tried(counts))
+        wanted = min(wanted, options.max_environments - counts.tried)
     picks = job.topics.frontier(wanted, job.settings.frontier, job.runtime.novelty.similarity_to_accepted)
     number = state.get("round", 0) + 1
     batch = [
@@ -201,16 +197,17 @@ async def synthesize_topic(task: dict[str, str], runtime: Runtime[ExpansionJob])
         )
     )
     if isinstance(record, Exception):  # a bug on one environment must not end a job of hours
-        status, reason = "error", f"{type(record).__name__}: {record}"[:300]
+        status, reason = Status.ERROR, f"{type(record).__name__}: {record}"[:300]
         library = job.runtime.library
         library.start(identifier, topic, "?", None, job=name)
         library.finish(
             identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage={}
         )
     else:
-        status, reason = record.status, record.reason
+        status, reason = Status(record.status), record.reason
     job.emit(status, f"{identifier} {topic}: {reason}", environment_id=identifier, topic=topic, status=status)
-    return {"finished": [{"environment_id": identifier, "topic": topic, "status": status}]}
+    # a plain string in the state: the checkpoint would store a Status member as a typed extension
+    return {"finished": [{"environment_id": identifier, "topic": topic, "status": status.value}]}
 
 
 async def scout_topics(task: dict[str, Any], runtime: Runtime[ExpansionJob]) -> dict[str, Any]:
@@ -245,8 +242,7 @@ async def record(state: ExpansionState, runtime: Runtime[ExpansionJob]) -> dict[
     tokens = job.tokens_used(state, counts)
     job.emit(
         "round",
-        f"#{state.get('round', 0)} done: {counts['accepted']}/{job.options.target} accepted, "
-        f"{tokens:,} tokens",
+        f"#{state.get('round', 0)} done: {counts.accepted}/{job.options.target} accepted, {tokens:,} tokens",
         counts=counts,
         tokens=tokens,  # the scout's included
     )
@@ -258,11 +254,6 @@ async def isolated(coroutine: Coroutine[Any, Any, T]) -> T:
     (its checkpoint namespace would turn it into a subgraph of the job's thread)."""
     task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
     return await task  # cancelling the caller cancels the task too
-
-
-def environments_tried(counts: dict[str, int]) -> int:
-    """How many of the job's environments reached a verdict."""
-    return sum(counts[status] for status in STATUSES)
 
 
 def _build() -> CompiledStateGraph:

@@ -12,6 +12,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from resyn.memory.workspace import Workspace
+
 
 class JobOptions(BaseModel):
     """What `resyn expand` was asked; saved with the job so `--resume` needs only its name."""
@@ -50,7 +52,7 @@ def environment_id(job: str, round_number: int, slot: int) -> str:
 def workspace_lock(data_dir: Path) -> Iterator[None]:
     """Held while a job runs; the OS releases it when the process dies, even by kill -9."""
     data_dir.mkdir(parents=True, exist_ok=True)
-    with open(data_dir / "expand.lock", "w") as handle:
+    with open(Workspace(data_dir).expand_lock, "w") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -61,7 +63,7 @@ def workspace_lock(data_dir: Path) -> Iterator[None]:
 
 
 def job_log_path(data_dir: Path, job: str) -> Path:
-    return data_dir / "jobs" / f"{job}.log"
+    return Workspace(data_dir).jobs / f"{job}.log"
 
 
 def event_log(path: Path) -> logging.Logger:

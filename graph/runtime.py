@@ -13,7 +13,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import aiosqlite
@@ -25,11 +24,12 @@ from resyn.agents.exemplars import Exemplar, load_exemplars
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import Listener
 from resyn.contract import ValidationReport
+from resyn.memory.damage import reported
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import NoveltyMemory
 from resyn.memory.traces import TraceStore
-from resyn.memory.workspace import reported
+from resyn.memory.workspace import Workspace
 from resyn.models import ModelFactory
 from resyn.settings import Settings
 from resyn.tools.kernel_pool import KernelPool
@@ -82,10 +82,6 @@ class SynthesisRuntime:
         return self.models.model_name(role)
 
 
-def checkpoint_path(settings: Settings) -> Path:
-    return settings.data_dir / "checkpoints.sqlite"
-
-
 # The classes the graphs' states hold (beyond plain data): saved as such, loaded back as such.
 # Naming them keeps LangGraph from warning about, and one day refusing, an unregistered type.
 CHECKPOINTED_TYPES = (ValidationReport,)
@@ -97,7 +93,7 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSave
     process being killed (what resuming relies on) without an fsync per step, which would cost
     more than a step; only a power cut can lose the last commits."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    path = checkpoint_path(settings)
+    path = Workspace.of(settings).checkpoints
     serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
     async with aiosqlite.connect(str(path)) as connection:
         saver = AsyncSqliteSaver(connection, serde=serde)
@@ -120,7 +116,7 @@ async def open_runtime(
             ContaminationGuard,
             settings.expansion.benchmark_dir,
             threshold=settings.expansion.contamination_threshold,
-            cache_dir=settings.data_dir / "benchmark-index",
+            cache_dir=Workspace.of(settings).benchmark_index,
             embedder=embedder,
         )
     library = Library(settings.data_dir)

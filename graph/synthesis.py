@@ -23,7 +23,7 @@ from resyn.graph.runtime import SynthesisRuntime, open_checkpointer
 from resyn.graph.steps import step_outcome
 from resyn.graph.synthesis_graph import SYNTHESIS_GRAPH
 from resyn.graph.verdict import missing_answers_allowed
-from resyn.memory.library import EnvironmentRecord
+from resyn.memory.records import EnvironmentRecord
 from resyn.tools.validator import parent_secrets
 
 __all__ = ["NothingToResume", "missing_answers_allowed", "step_outcome", "synthesize"]
@@ -75,11 +75,13 @@ async def synthesize(
                 "max_repairs": runtime.settings.synthesis.max_repairs if max_repairs is None else max_repairs,
                 "attempts": 0,
             }
+        # closed on any exit, so the answers already in flight are written before the saver closes
         updates = app.astream(start, config, context=runtime, stream_mode="updates", durability="sync")
-        async for chunk in updates:
-            for node, update in chunk.items():
-                if on_update is not None:
-                    on_update(node, update or {})
+        async with contextlib.aclosing(updates):
+            async for chunk in updates:
+                for node, update in chunk.items():
+                    if on_update is not None:
+                        on_update(node, update or {})
     return runtime.library.get(environment_id)
 
 

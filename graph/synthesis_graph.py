@@ -35,7 +35,7 @@ from resyn.agents.author import Authored
 from resyn.agents.exemplars import choose_exemplars, source_constants
 from resyn.agents.llm import Reply
 from resyn.agents.resilience import describe
-from resyn.contract import DIFFICULTIES, SampledInstance, ValidationReport
+from resyn.contract import DIFFICULTIES, SampledInstance, Status, ValidationReport
 from resyn.graph.faults import result_or_fault
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.steps import traced
@@ -126,7 +126,7 @@ async def sample_probe(state: SynthesisState, runtime: Runtime[SynthesisRuntime]
             for difficulty in DIFFICULTIES:
                 instances += await sample_in_kernel(kernel, state["source"], difficulty, seeds, settings)
     except SampleError as error:
-        return {"status": "invalid", "reason": f"the probe could not sample instances: {error}"}
+        return _ended(Status.INVALID, f"the probe could not sample instances: {error}")
     return {"probe_instances": [instance.model_dump() for instance in instances]}
 
 
@@ -145,7 +145,7 @@ async def novelty(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     update: dict[str, Any] = {"novelty_vector": vector.tolist()}
     duplicate = duplicate_reason(context, vector)
     if duplicate:
-        update |= {"status": "duplicate", "reason": duplicate}
+        update |= _ended(Status.DUPLICATE, duplicate)
     elif context.contamination is not None:
         match = await asyncio.to_thread(context.contamination.check, questions)
         update["contamination"] = dataclasses.asdict(match) if match else None
@@ -180,11 +180,11 @@ async def score_probe(state: SynthesisState, runtime: Runtime[SynthesisRuntime])
     failed = [entry["error"] for entry in answers.values() if entry.get("error")]
     allowed = missing_answers_allowed(len(state["probe_instances"]), settings.synthesis)
     if len(failed) > allowed:
-        return {
-            "status": "llm_failure",
-            "reason": f"the solver could not answer {len(failed)} of {len(answers)} probe questions "
+        return _ended(
+            Status.LLM_FAILURE,
+            f"the solver could not answer {len(failed)} of {len(answers)} probe questions "
             f"(at most {allowed} may be missing): {failed[0]}",
-        }
+        )
     instances = [SampledInstance.model_validate(item) for item in state["probe_instances"]]
     answered = {index for index, entry in answers.items() if not entry.get("error")}
     scored = [(index, instance) for index, instance in enumerate(instances) if answers[index]["answer"]]
@@ -207,12 +207,12 @@ async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     status, reason = decide(state, context.settings.synthesis)
     vector = state.get("novelty_vector")
     vector = np.asarray(vector, dtype=np.float32) if vector is not None else None
-    if status == "accepted" and vector is not None:
+    if status == Status.ACCEPTED and vector is not None:
         duplicate = duplicate_reason(context, vector)  # accepted by a sibling since the novelty step
         if duplicate:
-            status, reason = "duplicate", duplicate
+            status, reason = Status.DUPLICATE, duplicate
     constants = source_constants(state.get("source") or "")
-    accepted = status == "accepted"
+    accepted = status == Status.ACCEPTED
     context.library.finish(
         state["environment_id"],
         status=status,
@@ -228,7 +228,13 @@ async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     )
     if accepted and vector is not None and context.novelty is not None:
         context.novelty.remember(state["environment_id"], vector)
-    return {"status": status, "reason": reason}
+    return _ended(status, reason)
+
+
+def _ended(status: Status, reason: str) -> dict[str, str]:
+    """The update that ends a synthesis. The status goes in as its plain string: the checkpoint
+    serializer would store a Status member as a typed extension, not as the text it is."""
+    return {"status": status.value, "reason": reason}
 
 
 def _after_authoring(state: SynthesisState) -> str:
@@ -264,7 +270,7 @@ def _authored_update(state: SynthesisState, authored: Authored, kind: str) -> di
 
 
 def _author_failure(error: Exception) -> dict[str, Any]:
-    return {"status": "llm_failure", "reason": f"the author could not be reached: {describe(error)}"}
+    return _ended(Status.LLM_FAILURE, f"the author could not be reached: {describe(error)}")
 
 
 def _spread(items: list[str], count: int) -> list[str]:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from statistics import mean
 from typing import TYPE_CHECKING, Any
 
-from resyn.contract import DIFFICULTIES
+from resyn.contract import DIFFICULTIES, Status
 from resyn.settings import SynthesisSettings
 
 if TYPE_CHECKING:
@@ -19,23 +19,23 @@ if TYPE_CHECKING:
     from resyn.graph.synthesis_graph import SynthesisState
 
 
-def decide(state: SynthesisState, settings: SynthesisSettings) -> tuple[str, str]:
+def decide(state: SynthesisState, settings: SynthesisSettings) -> tuple[Status, str]:
     """(status, reason): the one a step already decided, else the validation's, else the probe's."""
     if state.get("status"):
-        return state["status"], state["reason"]
+        return Status(state["status"]), state["reason"]
     repairs = state.get("attempts", 1) - 1
     report = state.get("report")
     if state.get("problem"):
         return (
-            "invalid",
+            Status.INVALID,
             f"after {repairs} repairs the author's reply held no usable code: {state['problem']}",
         )
     if report is None or not report.valid:
         failed = report.failures() if report is not None else []
         summary = "; ".join(f"{check.name}: {check.detail}" for check in failed[:3])
-        return "invalid", f"still invalid after {repairs} repairs: {summary}"
+        return Status.INVALID, f"still invalid after {repairs} repairs: {summary}"
     if not state["probe"]:
-        return "accepted", "valid; the solver probe was skipped (--no-probe)"
+        return Status.ACCEPTED, "valid; the solver probe was skipped (--no-probe)"
     status, reason = probe_verdict(state["pass_rates"], settings)
     if state.get("missing_answers"):
         reason += f"; {state['missing_answers']} of {len(state['probe_instances'])} answers missing"
@@ -70,16 +70,16 @@ def pass_rates(scores_by_level: dict[int, list[float]]) -> dict[str, float]:
     }
 
 
-def probe_verdict(rates: dict[str, float], settings: SynthesisSettings) -> tuple[str, str]:
+def probe_verdict(rates: dict[str, float], settings: SynthesisSettings) -> tuple[Status, str]:
     """(status, reason) for a valid environment from its per-level pass rates."""
     shown = ", ".join(f"d{level}={rate:.2f}" for level, rate in rates.items())
     overall = mean(rates.values())
     if overall <= settings.min_pass_rate:
-        return "unsolvable", f"the solver solved {overall:.0%} of the probes ({shown})"
+        return Status.UNSOLVABLE, f"the solver solved {overall:.0%} of the probes ({shown})"
     if overall >= settings.max_pass_rate:
-        return "too_easy", f"the solver solved {overall:.0%} of the probes ({shown})"
+        return Status.TOO_EASY, f"the solver solved {overall:.0%} of the probes ({shown})"
     easy = mean(rates.get(str(level), 0.0) for level in DIFFICULTIES[:2])
     hard = mean(rates.get(str(level), 0.0) for level in DIFFICULTIES[-2:])
     if hard - easy > settings.max_difficulty_rise:
-        return "inverted", f"pass rates rise with difficulty beyond noise ({shown})"
-    return "accepted", f"valid, and the solver solved {overall:.0%} of the probes ({shown})"
+        return Status.INVERTED, f"pass rates rise with difficulty beyond noise ({shown})"
+    return Status.ACCEPTED, f"valid, and the solver solved {overall:.0%} of the probes ({shown})"

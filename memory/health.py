@@ -1,6 +1,6 @@
 """What `resyn doctor` finds in a workspace: one finding per file, each ok, a warning or damage.
 
-Opening a workspace checks only what is cheap (memory/workspace.py); the doctor reads everything:
+Opening a workspace checks only what is cheap (memory/database.py); the doctor reads everything:
 `PRAGMA integrity_check` of both databases, the topic graph, the novelty cache, and the accepted
 sources against the library rows that point at them. It only reads: both databases are opened
 read-only, and nothing is created or repaired, so it is safe on a workspace in trouble.
@@ -13,20 +13,13 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from resyn.memory.workspace import (
-    CHECKPOINTS,
-    ENVIRONMENTS,
-    LIBRARY,
-    TOPICS,
-    Database,
-    WorkspaceDamaged,
-    open_database,
-    open_library,
-    remedy,
-)
+from resyn.contract import Status
+from resyn.memory.damage import WorkspaceDamaged, remedy
+from resyn.memory.database import Database, open_database
+from resyn.memory.layout import ENVIRONMENTS, LIBRARY, NOVELTY, TOPICS
+from resyn.memory.workspace import Workspace
 
 STATUSES = ("ok", "warning", "damaged")
-NOVELTY = "novelty.faiss"
 SOURCES = f"{ENVIRONMENTS}/"
 LOW_DISK_BYTES = 100 * 2**20
 _LIBRARY_TABLES = {"environments", "jobs", "attempts"}
@@ -41,12 +34,13 @@ class Finding:
 
 def examine(data_dir: Path) -> list[Finding]:
     """Every check, in the order a person reads them: the folder, then file by file."""
+    workspace = Workspace(data_dir)
     findings = [_folder(data_dir), _disk(data_dir)]
-    library, accepted = _library(data_dir)
+    library, accepted = _library(workspace)
     findings += library
-    findings.append(_database(data_dir / CHECKPOINTS, "none (nothing to resume)"))
-    findings.append(_topics(data_dir / TOPICS))
-    findings.append(_novelty(data_dir / NOVELTY, accepted))
+    findings.append(_database(workspace.checkpoints, "none (nothing to resume)"))
+    findings.append(_topics(workspace.topics))
+    findings.append(_novelty(workspace.novelty_index, accepted))
     return findings
 
 
@@ -77,20 +71,20 @@ class _Contents:
     accepted: set[int]  # row ids of accepted environments with a novelty vector
 
 
-def _library(data_dir: Path) -> tuple[list[Finding], set[int] | None]:
+def _library(workspace: Workspace) -> tuple[list[Finding], set[int] | None]:
     """The library's finding, its sources' finding, and the accepted rows with vectors (None when
     the library cannot be read)."""
     try:
-        contents = _read_library(data_dir)
+        contents = _read_library(workspace)
     except WorkspaceDamaged as error:
-        return [_damaged(LIBRARY, error), _sources(data_dir, None)], None
+        return [_damaged(LIBRARY, error), _sources(workspace, None)], None
     if contents is None:
-        return [Finding(LIBRARY, "ok", "none yet (a new workspace)"), _sources(data_dir, set())], set()
-    return [Finding(LIBRARY, "ok", contents.summary), _sources(data_dir, contents.paths)], contents.accepted
+        return [Finding(LIBRARY, "ok", "none yet (a new workspace)"), _sources(workspace, set())], set()
+    return [Finding(LIBRARY, "ok", contents.summary), _sources(workspace, contents.paths)], contents.accepted
 
 
-def _read_library(data_dir: Path) -> _Contents | None:
-    database = open_library(data_dir, read_only=True)
+def _read_library(workspace: Workspace) -> _Contents | None:
+    database = workspace.open_library(read_only=True)
     try:
         if not database.read_only:  # no library yet: open_library's empty stand-in
             return None
@@ -106,7 +100,8 @@ def _read_library(data_dir: Path) -> _Contents | None:
         accepted = []
         if "embedding" in columns:  # an older library has none until a writing command upgrades it
             accepted = database.execute(
-                "SELECT rowid FROM environments WHERE status = 'accepted' AND embedding IS NOT NULL"
+                "SELECT rowid FROM environments WHERE status = ? AND embedding IS NOT NULL",
+                (Status.ACCEPTED,),
             )
     finally:
         database.close()
@@ -120,10 +115,10 @@ def _read_library(data_dir: Path) -> _Contents | None:
     )
 
 
-def _sources(data_dir: Path, named: set[str] | None) -> Finding:
+def _sources(workspace: Workspace, named: set[str] | None) -> Finding:
     """The `.py` files of accepted environments against the rows that name them (None: the rows
     could not be read). A mismatch is a warning: the library rows hold every source too."""
-    files = {path.name for path in (data_dir / ENVIRONMENTS).glob("*.py")}
+    files = {path.name for path in workspace.environments.glob("*.py")}
     if named is None:
         return Finding(SOURCES, "ok", f"{len(files)} sources (not checked: the library is unreadable)")
     problems = []

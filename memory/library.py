@@ -4,7 +4,8 @@ One file per workspace (`<data_dir>/library.sqlite`). Writes are small and idemp
 is keyed by environment and number), so a resumed synthesis that replays a step never duplicates
 a row. Accepted environments are also written as `.py` files a person can open. Commands that only
 read open it read-only: they work in a read-only workspace and create nothing. A damaged or lost
-library is WorkspaceDamaged (see memory/workspace.py), never silently replaced.
+library is WorkspaceDamaged (see memory/damage.py), never silently replaced. The records it hands
+back are in memory/records.py.
 """
 
 from __future__ import annotations
@@ -12,29 +13,14 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import sqlite3
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
-
-from resyn.contract import ValidationReport
-from resyn.memory.workspace import WorkspaceDamaged, open_library, remedy, reported
-
-STATUSES = (
-    "running",
-    "accepted",
-    "invalid",
-    "unsolvable",
-    "too_easy",
-    "inverted",
-    "duplicate",
-    "llm_failure",
-    "error",  # resyn itself failed on this environment (a bug, not the author's fault); the reason says why
-)
-FINISHED = tuple(status for status in STATUSES if status != "running")
+from resyn.contract import Status, ValidationReport
+from resyn.memory.damage import WorkspaceDamaged, remedy, reported
+from resyn.memory.records import AttemptRecord, EnvironmentRecord, JobCounts, JobRecord, TopicCounts
+from resyn.memory.workspace import Workspace
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS environments (
@@ -86,76 +72,6 @@ _ADDED_COLUMNS = {
 }
 
 
-class EnvironmentRecord(BaseModel):
-    id: str
-    topic: str
-    name: str | None
-    description: str | None
-    status: str
-    reason: str
-    source: str | None
-    source_hash: str | None
-    report: ValidationReport | None
-    pass_rates: dict[str, float] | None
-    author_model: str | None
-    solver_model: str | None
-    input_tokens: int
-    output_tokens: int
-    path: str | None
-    job: str | None = None
-    contamination: dict[str, Any] | None = None
-    created: float
-    updated: float
-
-
-class JobRecord(BaseModel):
-    name: str
-    options: dict[str, Any]
-    status: str  # running, interrupted, failed (resyn's own fault; resumable), finished
-    stop_reason: str
-    pid: int | None
-    created: float
-    updated: float
-
-    @property
-    def state(self) -> str:
-        """The status, except that a job marked running whose process is gone shows as `stopped`
-        (killed, or the machine went down): resumable."""
-        if self.status != "running" or self.pid is None:
-            return self.status
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return "stopped"
-        except PermissionError:
-            pass  # alive, under another user
-        return self.status
-
-
-@dataclass
-class TopicCounts:
-    """Per-topic tallies of synthesized environments, read back from the library
-    (`Library.topic_tallies`) for the topic graph's frontier."""
-
-    attempts: int = 0
-    accepted: int = 0
-    rejections: dict[str, int] = field(default_factory=dict)  # status -> count
-    failure_streak: int = 0  # failed attempts in a row, most recent last
-
-    @property
-    def failed(self) -> int:
-        return sum(self.rejections.values())
-
-
-class AttemptRecord(BaseModel):
-    number: int
-    kind: str
-    source: str | None
-    report: ValidationReport | None
-    problem: str | None
-    created: float
-
-
 class UnknownEnvironment(KeyError):
     """No environment with that id (or id prefix) is in the library."""
 
@@ -169,9 +85,10 @@ class Library:
     commands that only read it."""
 
     def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
-        self.data_dir = Path(data_dir)
-        self.files_dir = self.data_dir / "environments"
-        self._db = open_library(self.data_dir, read_only=read_only)
+        self._workspace = Workspace(data_dir)
+        self.data_dir = self._workspace.data_dir
+        self.files_dir = self._workspace.environments
+        self._db = self._workspace.open_library(read_only=read_only)
         if not self._db.read_only:
             self._db.script(_SCHEMA)
             for column in self._missing_columns():
@@ -191,7 +108,7 @@ class Library:
                     "written by an older resyn, and cannot be upgraded here",
                     f"make {self.data_dir} writable once, then run the command again",
                 ) from None
-            self._db = open_library(self.data_dir, read_only=True)
+            self._db = self._workspace.open_library(read_only=True)
 
     def _missing_columns(self) -> list[str]:
         present = {row["name"] for row in self._db.execute("PRAGMA table_info(environments)")}
@@ -213,8 +130,8 @@ class Library:
         self._db.execute(
             "INSERT OR IGNORE INTO environments"
             " (id, topic, status, author_model, solver_model, job, created, updated)"
-            " VALUES (?, ?, 'running', ?, ?, ?, ?, ?)",
-            (environment_id, topic, author_model, solver_model, job, now, now),
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (environment_id, topic, Status.RUNNING, author_model, solver_model, job, now, now),
         )
 
     def record_attempt(
@@ -243,7 +160,7 @@ class Library:
         self,
         environment_id: str,
         *,
-        status: str,
+        status: Status | str,
         reason: str,
         source: str | None,
         report: ValidationReport | None,
@@ -255,10 +172,10 @@ class Library:
         contamination: dict[str, Any] | None = None,
     ) -> EnvironmentRecord:
         """Store the verdict; an accepted environment is also written out as a `.py` file."""
-        if status not in STATUSES:
+        if status not in tuple(Status):  # `in Status` itself needs Python 3.12
             raise ValueError(f"unknown status {status!r}")
         path = None
-        if status == "accepted" and source:
+        if status == Status.ACCEPTED and source:
             file = self.files_dir / f"{(name or 'environment')}-{environment_id[:8]}.py"
             with reported(file):
                 self.files_dir.mkdir(exist_ok=True)
@@ -296,23 +213,23 @@ class Library:
         )
         exact = [row for row in rows if row["id"] == environment_id]
         if exact:
-            return _environment(exact[0])
+            return EnvironmentRecord.from_row(exact[0])
         if len(rows) != 1:
             raise UnknownEnvironment(environment_id)
-        return _environment(rows[0])
+        return EnvironmentRecord.from_row(rows[0])
 
     def environments(self, status: str | None = None) -> list[EnvironmentRecord]:
         query, arguments = "SELECT * FROM environments", ()
         if status:
             query, arguments = query + " WHERE status = ?", (status,)
         rows = self._db.execute(query + " ORDER BY created", arguments)
-        return [_environment(row) for row in rows]
+        return [EnvironmentRecord.from_row(row) for row in rows]
 
     def accepted_embeddings(self) -> list[tuple[int, str, bytes]]:
         """(row number, id, vector bytes) of every accepted environment with a novelty vector."""
         rows = self._db.execute(
-            "SELECT rowid, id, embedding FROM environments"
-            " WHERE status = 'accepted' AND embedding IS NOT NULL"
+            "SELECT rowid, id, embedding FROM environments WHERE status = ? AND embedding IS NOT NULL",
+            (Status.ACCEPTED,),
         )
         return [(row["rowid"], row["id"], row["embedding"]) for row in rows]
 
@@ -326,12 +243,13 @@ class Library:
         """Per topic, over every finished environment in the workspace (all jobs)."""
         tallies: dict[str, TopicCounts] = {}
         rows = self._db.execute(
-            "SELECT topic, status FROM environments WHERE status != 'running' ORDER BY created, rowid"
+            "SELECT topic, status FROM environments WHERE status != ? ORDER BY created, rowid",
+            (Status.RUNNING,),
         )
         for row in rows:
             tally = tallies.setdefault(row["topic"], TopicCounts())
             tally.attempts += 1
-            if row["status"] == "accepted":
+            if row["status"] == Status.ACCEPTED:
                 tally.accepted += 1
                 tally.failure_streak = 0
             else:
@@ -339,20 +257,18 @@ class Library:
                 tally.failure_streak += 1
         return tallies
 
-    def job_counts(self, job: str) -> dict[str, int]:
-        """Environments of one job by status, plus the tokens they used."""
-        counts = {status: 0 for status in STATUSES}
+    def job_counts(self, job: str) -> JobCounts:
+        """Environments of one job by status, and the tokens they used."""
         rows = self._db.execute(
             "SELECT status, COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o"
             " FROM environments WHERE job = ? GROUP BY status",
             (job,),
         )
-        counts["input_tokens"] = counts["output_tokens"] = 0
-        for row in rows:
-            counts[row["status"]] = row["n"]
-            counts["input_tokens"] += row["i"] or 0
-            counts["output_tokens"] += row["o"] or 0
-        return counts
+        return JobCounts(
+            by_status={Status(row["status"]): row["n"] for row in rows},
+            input_tokens=sum(row["i"] or 0 for row in rows),
+            output_tokens=sum(row["o"] or 0 for row in rows),
+        )
 
     def save_job(self, name: str, options: dict[str, Any], status: str, stop_reason: str = "") -> None:
         """Create or update a job's record; the pid says which process runs it now."""
@@ -367,42 +283,13 @@ class Library:
 
     def job(self, name: str) -> JobRecord | None:
         row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))
-        return _job(row) if row else None
+        return JobRecord.from_row(row) if row else None
 
     def jobs(self) -> list[JobRecord]:
-        return [_job(row) for row in self._db.execute("SELECT * FROM jobs ORDER BY created")]
+        return [JobRecord.from_row(row) for row in self._db.execute("SELECT * FROM jobs ORDER BY created")]
 
     def attempts(self, environment_id: str) -> list[AttemptRecord]:
         rows = self._db.execute(
             "SELECT * FROM attempts WHERE environment_id = ? ORDER BY number", (environment_id,)
         )
-        return [
-            AttemptRecord(
-                number=row["number"],
-                kind=row["kind"],
-                source=row["source"],
-                report=_report(row["report"]),
-                problem=row["problem"],
-                created=row["created"],
-            )
-            for row in rows
-        ]
-
-
-def _report(text: str | None) -> ValidationReport | None:
-    return ValidationReport.model_validate_json(text) if text else None
-
-
-def _environment(row: sqlite3.Row) -> EnvironmentRecord:
-    values: dict[str, Any] = dict(row)
-    values.pop("embedding", None)
-    values["report"] = _report(values["report"])
-    values["pass_rates"] = json.loads(values["pass_rates"]) if values["pass_rates"] else None
-    values["contamination"] = json.loads(values["contamination"]) if values.get("contamination") else None
-    return EnvironmentRecord(**values)
-
-
-def _job(row: sqlite3.Row) -> JobRecord:
-    values: dict[str, Any] = dict(row)
-    values["options"] = json.loads(values["options"])
-    return JobRecord(**values)
+        return [AttemptRecord.from_row(row) for row in rows]

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resyn.memory.embeddings import DIMENSIONS, Embedder
 from resyn.memory.library import Library
 from resyn.memory.vector_index import VectorIndex
+from resyn.memory.workspace import Workspace
 
 if TYPE_CHECKING:
     import numpy as np
@@ -39,7 +39,7 @@ class NoveltyMemory:
     def __init__(self, library: Library, embedder: Embedder) -> None:
         self.library = library
         self._embedder = embedder
-        self.index_path = Path(library.data_dir) / "novelty.faiss"
+        self.index_path = Workspace(library.data_dir).novelty_index
         self._index: VectorIndex | None = None
 
     @property

@@ -27,9 +27,9 @@ from pathlib import Path
 import networkx as nx
 import numpy as np
 
+from resyn.memory.damage import WorkspaceDamaged, remedy, reported
 from resyn.memory.embeddings import DIMENSIONS
-from resyn.memory.library import TopicCounts
-from resyn.memory.workspace import WorkspaceDamaged, remedy, reported
+from resyn.memory.records import TopicCounts
 from resyn.settings import FrontierSettings
 
 ORIGINS = ("seed", "scouted")

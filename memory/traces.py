@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resyn.memory.library import Library
-from resyn.memory.workspace import open_library
+from resyn.memory.workspace import Workspace
 from resyn.tracing import TraceEvent
 
 _COLUMNS = """(
@@ -42,9 +42,9 @@ class TraceStore:
     """`TraceStore(data_dir)`: the library file's trace events; `read_only=True` for readers."""
 
     def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
-        self._db = open_library(Path(data_dir), read_only=read_only)
+        # synchronous=NORMAL: an event survives a killed process, and needs no fsync of its own
+        self._db = Workspace(data_dir).open_library(read_only=read_only, synchronous="NORMAL")
         if not self._db.read_only:
-            self._db.execute("PRAGMA synchronous=NORMAL")  # survives a killed process; no fsync per event
             self._db.script(_SCHEMA)
         elif "trace_events" not in self._db.tables():
             # an empty stand-in, in the connection's temporary schema: nothing is written to the file

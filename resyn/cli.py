@@ -1,7 +1,7 @@
 """The `resyn` command line: the commands live in resyn.commands, one module each; this registers
 them. Heavy modules are imported inside commands, so `--help` stays fast.
 
-`main` is the entry point: a damaged workspace (see resyn.memory.workspace) ends any command with
+`main` is the entry point: a damaged workspace (see resyn.memory.damage) ends any command with
 one line on stderr and exit code 1, never a traceback."""
 
 from __future__ import annotations
@@ -49,7 +49,7 @@ def main() -> None:
     try:
         app()
     except Exception as error:
-        from resyn.memory.workspace import damage_in
+        from resyn.memory.damage import damage_in
         from resyn.settings import Settings
 
         damage = damage_in(error, Settings().data_dir)

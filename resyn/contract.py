@@ -7,6 +7,7 @@ its names and limits from here, so a change to the contract is a change to this 
 from __future__ import annotations
 
 import re
+from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
@@ -32,6 +33,31 @@ CHECK_NAMES = (
     "no_side_effects",
     "within_limits",
 )
+
+
+class Status(StrEnum):
+    """An environment's status in the library: `running` while it is synthesized, then its verdict.
+
+    Members are strings ("accepted" == Status.ACCEPTED), so the library, JSON output and traces
+    hold the same text as ever. LangGraph state is the exception: its checkpoint serializer would
+    store a member as a typed extension, so graph nodes write `status.value` there.
+    """
+
+    RUNNING = "running"  # its synthesis has begun and not yet ended
+    ACCEPTED = "accepted"  # valid, novel, and (unless the probe was skipped) learnable by the solver
+    INVALID = "invalid"  # it failed validation and the repairs were spent (or its reply held no code)
+    UNSOLVABLE = "unsolvable"  # the solver solved too few of the probed instances
+    TOO_EASY = "too_easy"  # the solver solved too many of the probed instances
+    INVERTED = "inverted"  # pass rates rise with difficulty beyond noise: the knob means nothing
+    DUPLICATE = "duplicate"  # too close to an environment already accepted
+    LLM_FAILURE = "llm_failure"  # the author or the solver could not be reached
+    ERROR = "error"  # resyn itself failed on this environment (a bug, not the author's fault)
+
+    @property
+    def finished(self) -> bool:
+        """Whether this is a verdict: every status but `running`."""
+        return self is not Status.RUNNING
+
 
 ANSWER_INSTRUCTION = (
     "Think step by step, then give your final answer between <answer> and </answer>, "

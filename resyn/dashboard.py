@@ -15,23 +15,24 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
-from resyn.memory.library import STATUSES
+from resyn.contract import Status
+from resyn.memory.records import JobCounts
 from resyn.views import status_text
 
-_SHOWN_STATUSES = [status for status in STATUSES if status != "running"]
+_SHOWN_STATUSES = [status for status in Status if status.finished and status is not Status.ACCEPTED]
 _RECENT = 6
 
 
 class Dashboard:
-    def __init__(self, console: Console, job: str, models: str, target: int, counts: dict[str, int]) -> None:
+    def __init__(self, console: Console, job: str, models: str, target: int, counts: JobCounts) -> None:
         self.console = console
         self.job, self.models, self.target = job, models, target
-        self.counts = dict(counts)
-        self.accepted_at_start = counts.get("accepted", 0)
+        self.by_status: dict[str, int] = dict(counts.by_status)  # as of the last round, + verdicts since
+        self.accepted_at_start = counts.accepted
         self.started = time.monotonic()
         self.in_flight: dict[str, tuple[str, str]] = {}  # environment id -> (topic, stage)
         self.recent: deque[Text] = deque(maxlen=_RECENT)
-        self.tokens = counts.get("input_tokens", 0) + counts.get("output_tokens", 0)  # + scouting, per round
+        self.tokens = counts.tokens  # + scouting, per round
         self.paused: str | None = None  # why the job waits: an endpoint that does not answer
         self.live = Live(console=console, refresh_per_second=4, auto_refresh=True, transient=False)
 
@@ -57,11 +58,11 @@ class Dashboard:
         elif kind in ("paused", "resumed"):
             self.paused = data["line"] if kind == "paused" else None
         elif kind == "round":
-            self.counts = dict(data["counts"])
+            self.by_status = dict(data["counts"].by_status)
             self.tokens = data["tokens"]
         elif "status" in data:
             self.in_flight.pop(identifier, None)
-            self.counts[kind] = self.counts.get(kind, 0) + 1
+            self.by_status[kind] = self.by_status.get(kind, 0) + 1
         if kind == "stage":
             if self.console.is_terminal:
                 self.live.update(self.render())
@@ -75,20 +76,19 @@ class Dashboard:
 
     def rate_per_hour(self) -> float:
         hours = (time.monotonic() - self.started) / 3600
-        return (self.counts.get("accepted", 0) - self.accepted_at_start) / hours if hours > 0 else 0.0
+        return (self.by_status.get(Status.ACCEPTED, 0) - self.accepted_at_start) / hours if hours > 0 else 0.0
 
     def header(self) -> Text:
         return Text(f"expand {self.job} · {self.models}", style="bold")
 
     def render(self) -> Group:
         counts = Text()
-        counts.append(f"accepted {self.counts.get('accepted', 0)}/{self.target}", style="bold green")
-        for status in _SHOWN_STATUSES[1:]:
-            counts.append(f" · {status.replace('_', ' ')} {self.counts.get(status, 0)}")
-        tokens = max(self.tokens, self.counts.get("input_tokens", 0) + self.counts.get("output_tokens", 0))
+        counts.append(f"accepted {self.by_status.get(Status.ACCEPTED, 0)}/{self.target}", style="bold green")
+        for status in _SHOWN_STATUSES:
+            counts.append(f" · {status.replace('_', ' ')} {self.by_status.get(status, 0)}")
         elapsed = time.monotonic() - self.started
         status_line = Text(
-            f"tokens {tokens:,} · {self.rate_per_hour():.1f} accepted/h · "
+            f"tokens {self.tokens:,} · {self.rate_per_hour():.1f} accepted/h · "
             f"{int(elapsed // 60)}:{int(elapsed % 60):02d} elapsed · in flight {len(self.in_flight)}",
             style="dim",
         )

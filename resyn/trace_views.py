@@ -11,7 +11,8 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from resyn.memory.library import EnvironmentRecord, JobRecord
+from resyn.contract import Status
+from resyn.memory.records import EnvironmentRecord, JobCounts, JobRecord
 from resyn.views import environment_panel, status_text
 
 _MESSAGE_CHARS = 2000
@@ -158,7 +159,7 @@ def environment_trace(story: dict[str, Any], *, messages: bool, full: bool) -> G
     return Group(*parts)
 
 
-def job_summary(job: JobRecord, counts: dict[str, int], events: list[dict[str, Any]],
+def job_summary(job: JobRecord, counts: JobCounts, events: list[dict[str, Any]],
                 environments: list[EnvironmentRecord]) -> Group:  # fmt: skip
     header = Text(
         f"job {job.name} · {job.status}"
@@ -169,11 +170,10 @@ def job_summary(job: JobRecord, counts: dict[str, int], events: list[dict[str, A
     totals = Table(title="verdicts", title_justify="left")
     totals.add_column("status")
     totals.add_column("count", justify="right")
-    for status, count in counts.items():
-        if count and not status.endswith("_tokens"):
-            totals.add_row(status_text(status), str(count))
-    tokens = Text(f"tokens: {counts['input_tokens']:,} in / {counts['output_tokens']:,} out", style="dim")
-    reasons = Counter(_reason_kind(record) for record in environments if record.status != "accepted")
+    for status, count in counts.present().items():
+        totals.add_row(status_text(status), str(count))
+    tokens = Text(f"tokens: {counts.input_tokens:,} in / {counts.output_tokens:,} out", style="dim")
+    reasons = Counter(_reason_kind(record) for record in environments if record.status != Status.ACCEPTED)
     why = Table(title="why environments were rejected", title_justify="left")
     why.add_column("reason")
     why.add_column("count", justify="right")
@@ -192,6 +192,6 @@ def job_summary(job: JobRecord, counts: dict[str, int], events: list[dict[str, A
 
 def _reason_kind(record: EnvironmentRecord) -> str:
     """A rejection grouped by its kind: the status and, for invalid ones, the first failed check."""
-    if record.status == "invalid" and ": " in record.reason:
+    if record.status == Status.INVALID and ": " in record.reason:
         return f"invalid: {record.reason.split(': ', 2)[1].split(':')[0]}"
     return record.status

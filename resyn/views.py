@@ -11,10 +11,10 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from resyn.contract import CHECK_NAMES, SampledInstance, ValidationReport
+from resyn.contract import CHECK_NAMES, SampledInstance, Status, ValidationReport
 
 if TYPE_CHECKING:
-    from resyn.memory.library import AttemptRecord, EnvironmentRecord
+    from resyn.memory.records import AttemptRecord, EnvironmentRecord
 
 
 def validation_table(paths: list[Path], reports: list[ValidationReport]) -> Group:
@@ -63,12 +63,12 @@ def instance_panel(instance: SampledInstance) -> Panel:
     return Panel(body, title=f"seed {instance.seed} · difficulty {instance.difficulty}", title_align="left")
 
 
-STATUS_STYLES = {
-    "accepted": "green",
-    "running": "cyan",
-    "invalid": "red",
-    "error": "red",
-    "llm_failure": "magenta",
+STATUS_STYLES: dict[str, str] = {  # environment statuses and the job's event kinds; others are yellow
+    Status.ACCEPTED: "green",
+    Status.RUNNING: "cyan",
+    Status.INVALID: "red",
+    Status.ERROR: "red",
+    Status.LLM_FAILURE: "magenta",
     "job": "bold",
     "start": "cyan",
     "scout": "blue",

@@ -6,7 +6,9 @@ import io
 
 from rich.console import Console
 
+from resyn.contract import Status
 from resyn.dashboard import Dashboard
+from resyn.memory.records import JobCounts
 
 DOWN = "http://127.0.0.1:8000/v1 is not answering (APIConnectionError: Connection error.): paused"
 
@@ -19,7 +21,8 @@ def rendered(dashboard: Dashboard) -> str:
 
 def test_an_outage_shows_as_paused_until_the_endpoint_answers_again() -> None:
     log = Console(file=io.StringIO(), width=200)  # not a terminal: one line per event
-    with Dashboard(log, "night", "author: m · solver: m · scout: m", 10, {"accepted": 2}) as dashboard:
+    counts = JobCounts({Status.ACCEPTED: 2})
+    with Dashboard(log, "night", "author: m · solver: m · scout: m", 10, counts) as dashboard:
         dashboard.on_event("paused", {"line": DOWN})
         assert f"PAUSED: {DOWN}" in rendered(dashboard)
         dashboard.on_event("resumed", {"line": "http://127.0.0.1:8000/v1 answers again after 20 s: resumed"})

@@ -15,16 +15,10 @@ from example_library import build_example_library
 from langchain_core.messages import BaseMessage
 
 from resyn.agents.llm import ChatEndpoint
-from resyn.evals.eval_benchmarks import (
-    BenchmarkError,
-    Example,
-    RunFile,
-    RunOptions,
-    bbeh_correct,
-    bbh_correct,
-    load_examples,
-    run_benchmark,
-)
+from resyn.evals.benchmark_data import BenchmarkError, Example, load_examples
+from resyn.evals.benchmark_runs import RunFile, RunOptions
+from resyn.evals.benchmark_scoring import bbeh_correct, bbh_correct
+from resyn.evals.eval_benchmarks import run_benchmark
 from resyn.evals.eval_library import evaluate_library
 from resyn.seeds import held_out_seeds
 from resyn.settings import Settings

@@ -79,7 +79,7 @@ async def test_a_job_reaches_its_target_and_grows_the_topic_graph(
     reason, records, counts, calls = await run_job(job_settings, embedder, options)
     assert reason == "target reached: 5 accepted"
     accepted = [record for record in records if record.status == "accepted"]
-    assert len(accepted) == counts["accepted"] == 5
+    assert len(accepted) == counts.accepted == 5
     assert {record.job for record in records} == {"grow"}
     assert calls["scout"] >= 1
 

@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from scripted_runtime import scripted_runtime
 
-from resyn.agents.exemplars import load_exemplars
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import EndpointDown
 from resyn.graph.runtime import SynthesisRuntime, open_checkpointer
@@ -35,7 +35,6 @@ from resyn.testing.fake_openai import FakeOpenAI, role_of, scripted_world_reply
 from resyn.testing.jobs import job_environment, run_resyn, start_resyn
 from resyn.testing.scripted import ScriptedChatModel, in_order
 from resyn.tools.kernel_pool import KernelPool
-from resyn.tools.validator import Validator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "valid_minimal.py").read_text()
@@ -87,22 +86,15 @@ async def checkpointer(probe_settings: Settings) -> AsyncIterator[BaseCheckpoint
 
 
 def runtime_for(
-    settings: Settings, pool: KernelPool, checkpointer: BaseCheckpointSaver, solver: ScriptedChatModel
+    settings: Settings, pool: KernelPool, checkpointer: BaseCheckpointSaver | None, solver: ScriptedChatModel
 ) -> SynthesisRuntime:
     limiter = asyncio.Semaphore(QUESTIONS)  # every question of the probe in flight at once
     author = ScriptedChatModel(script=in_order([f"```python\n{VALID}```"]))
-    return SynthesisRuntime(
-        settings=settings,
-        pool=pool,
-        validator=Validator(pool, settings, seeds_per_difficulty=4),
-        library=Library(settings.data_dir),
-        exemplars=load_exemplars(),
-        endpoints={
-            "author": ChatEndpoint("author", "scripted-author", author, limiter),
-            "solver": ChatEndpoint("solver", "scripted-solver", solver, limiter),
-        },
-        checkpointer=checkpointer,
-    )
+    endpoints = {
+        "author": ChatEndpoint("author", "scripted-author", author, limiter),
+        "solver": ChatEndpoint("solver", "scripted-solver", solver, limiter),
+    }
+    return scripted_runtime(settings, pool, endpoints, checkpointer)
 
 
 STOPS = {
@@ -147,6 +139,37 @@ async def test_a_probe_stopped_midway_asks_only_its_unanswered_questions_again(
     record = await synthesize(second, None, environment_id="probe")
     assert record.status == "too_easy"  # judged on all 20 answers, every one of them right
     assert second.endpoints["author"].chat.calls == []  # the draft is not asked again
+    assert len(second.endpoints["solver"].chat.calls) == QUESTIONS - ANSWERED_BEFORE_THE_STOP
+
+
+class ProgressDisplayBroke(Exception):
+    """Raised by an `on_update` callback: the caller's own failure, in the middle of the probe."""
+
+
+async def test_answers_survive_a_failing_progress_callback(
+    probe_settings: Settings, pool: KernelPool
+) -> None:
+    """A synthesis that opens its own checkpointer and whose `on_update` raises after 7 answers
+    still saves them before the checkpointer closes: the resume asks only the other 13."""
+    Library(probe_settings.data_dir).close()
+    solver = AnswersThenStops(script=correct_sum)  # the 8th question on never returns
+
+    answered = 0
+
+    def breaks_after_seven(node: str, _update: dict[str, Any]) -> None:
+        nonlocal answered
+        answered += node == "solve"
+        if answered == ANSWERED_BEFORE_THE_STOP:
+            raise ProgressDisplayBroke
+
+    first = runtime_for(probe_settings, pool, None, solver)
+    with pytest.raises(ProgressDisplayBroke):
+        await synthesize(first, "mental arithmetic", environment_id="probe", on_update=breaks_after_seven)
+    assert len(solver.calls) >= ANSWERED_BEFORE_THE_STOP
+
+    second = runtime_for(probe_settings, pool, None, ScriptedChatModel(script=correct_sum))
+    record = await synthesize(second, None, environment_id="probe")
+    assert record.status == "too_easy"
     assert len(second.endpoints["solver"].chat.calls) == QUESTIONS - ANSWERED_BEFORE_THE_STOP
 
 

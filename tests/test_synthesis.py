@@ -10,17 +10,15 @@ import httpx
 import openai
 import pytest
 from langchain_core.messages import BaseMessage
+from scripted_runtime import scripted_runtime
 
-from resyn.agents.exemplars import load_exemplars
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import EndpointDown
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import synthesize
-from resyn.memory.library import Library
 from resyn.settings import LLMSettings, Settings, SynthesisSettings
 from resyn.testing.scripted import ScriptedChatModel, in_order
 from resyn.tools.kernel_pool import KernelPool
-from resyn.tools.validator import Validator
 
 FIXTURES = Path(__file__).parent / "fixtures"
 VALID = (FIXTURES / "valid_minimal.py").read_text()
@@ -72,14 +70,8 @@ def synthesis_settings(settings: Settings, tmp_path: Path) -> Settings:
 def runtime_for(
     settings: Settings, pool: KernelPool, author_script, solver_script=never_right
 ) -> SynthesisRuntime:
-    return SynthesisRuntime(
-        settings=settings,
-        pool=pool,
-        validator=Validator(pool, settings, seeds_per_difficulty=4),
-        library=Library(settings.data_dir),
-        exemplars=load_exemplars(),
-        endpoints={"author": endpoint("author", author_script), "solver": endpoint("solver", solver_script)},
-    )
+    endpoints = {"author": endpoint("author", author_script), "solver": endpoint("solver", solver_script)}
+    return scripted_runtime(settings, pool, endpoints)
 
 
 def calls(runtime: SynthesisRuntime, role: str) -> list[list[BaseMessage]]:

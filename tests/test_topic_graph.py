@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from resyn.memory.embeddings import DIMENSIONS
-from resyn.memory.library import TopicCounts
+from resyn.memory.records import TopicCounts
 from resyn.memory.topics import TopicGraph
 from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import FrontierSettings
@@ -39,6 +39,20 @@ def seeded(*names: str) -> TopicGraph:
     topics = TopicGraph()
     for index, name in enumerate(names):
         topics.add_topic(name, axis(index), origin="seed", parent=None, similar_threshold=THRESHOLD)
+    return topics
+
+
+def with_a_scouted_child() -> TopicGraph:
+    """The seeds "logic puzzles" and "graph colouring", and "knights and knaves" scouted as a child of
+    "logic puzzles", close enough to it for a similar edge."""
+    topics = seeded("logic puzzles", "graph colouring")
+    topics.add_topic(
+        "knights and knaves",
+        unit(9, 1),
+        origin="scouted",
+        parent="logic puzzles",
+        similar_threshold=THRESHOLD,
+    )
     return topics
 
 
@@ -140,14 +154,7 @@ def test_the_vector_matrix_grows_past_its_initial_capacity() -> None:
 
 
 def test_a_saved_graph_loads_back_equal_and_leaves_no_temporary_file(tmp_path: Path) -> None:
-    topics = seeded("logic puzzles", "graph colouring")
-    topics.add_topic(
-        "knights and knaves",
-        unit(9, 1),
-        origin="scouted",
-        parent="logic puzzles",
-        similar_threshold=THRESHOLD,
-    )
+    topics = with_a_scouted_child()
     path = tmp_path / "state" / "topics.json"
 
     topics.save(path)
@@ -282,14 +289,7 @@ def test_ties_go_to_the_earlier_topic_every_time() -> None:
 
 
 def test_the_summary_counts_topics_and_edges_by_kind() -> None:
-    topics = seeded("logic puzzles", "graph colouring")
-    topics.add_topic(
-        "knights and knaves",
-        unit(9, 1),
-        origin="scouted",
-        parent="logic puzzles",
-        similar_threshold=THRESHOLD,
-    )
+    topics = with_a_scouted_child()
     topics.add_topic("sudoku", axis(3), origin="scouted", parent="logic puzzles", similar_threshold=THRESHOLD)
 
     assert topics.summary() == {"topics": 4, "seeds": 2, "scouted": 2, "child_edges": 2, "similar_edges": 1}

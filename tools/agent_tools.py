@@ -2,7 +2,8 @@
 
 `Toolbox` holds what the tools share — one kernel pool, the bounded `run_python` sessions, the
 workspace's library and topic graph, the embedder — and `Toolbox.call(name, arguments)` is the one
-entry both surfaces use: it validates the arguments with the tool's pydantic model, applies the
+entry both surfaces use: it validates the arguments with the tool's pydantic model (the tools'
+names, descriptions and models are `TOOL_SPECS`, in tools/agent_tool_specs.py), applies the
 per-call time limit and returns plain JSON data. Anything a caller can get wrong comes back as a
 `ToolError` whose message is one line a model can act on, never a traceback.
 
@@ -13,15 +14,30 @@ per-call time limit and returns plain JSON data. Anything a caller can get wrong
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ValidationError
 
-from resyn.contract import DIFFICULTIES, Instance, SampledInstance, ValidationReport
+from resyn.contract import ValidationReport
+from resyn.memory.damage import WorkspaceDamaged
 from resyn.memory.library import Library, UnknownEnvironment
-from resyn.memory.workspace import WorkspaceDamaged
+from resyn.memory.workspace import Workspace
 from resyn.settings import Settings
+from resyn.tools.agent_tool_specs import (
+    TOOL_SPECS,
+    EnvironmentChoice,
+    FindSimilarArgs,
+    RunPythonArgs,
+    SampleInstancesArgs,
+    Samples,
+    Score,
+    SimilarEnvironment,
+    SimilarFound,
+    SimilarTopic,
+    ToolSpec,
+    ValidateEnvironmentArgs,
+    VerifyAnswerArgs,
+)
 from resyn.tools.kernel import KernelStartError
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.python_sessions import PythonResult, PythonSessions, SessionsBusy
@@ -36,179 +52,12 @@ if TYPE_CHECKING:
     from resyn.memory.embeddings import Embedder
     from resyn.memory.topics import TopicGraph
 
-MAX_SOURCE_CHARS = 200_000
-MAX_INSTANCES = 20
-MAX_SIMILAR = 20
 _SLACK_S = 10.0  # beyond run_python's own limit: waiting for a free kernel, an interrupt, a restart
-
-ENVIRONMENT_FORMAT = (
-    "A resyn environment is one Python file (standard library only) that defines NAME (kebab-case), "
-    "TOPIC, DESCRIPTION, generate(seed: int, difficulty: int) -> dict with keys question (str), "
-    "witness (str, one correct answer) and meta (dict), and verify(instance: dict, answer: str) -> float "
-    "in [0, 1]; the same (seed, difficulty) must always give the same instance."
-)
+_SPECS = {spec.name: spec for spec in TOOL_SPECS}
 
 
 class ToolError(Exception):
     """A tool call that could not be done; the message is one line that says why and what to do."""
-
-
-class _Arguments(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # a misspelt argument is an error, not silently ignored
-
-
-class _EnvironmentChoice(_Arguments):
-    source: str | None = Field(
-        None,
-        min_length=1,
-        max_length=MAX_SOURCE_CHARS,
-        description="the environment's complete Python source",
-    )
-    environment_id: str | None = Field(
-        None,
-        min_length=1,
-        max_length=64,
-        description="id (or unique id prefix) of an environment in the library",
-    )
-
-    @model_validator(mode="after")
-    def _exactly_one(self) -> _EnvironmentChoice:
-        if (self.source is None) == (self.environment_id is None):
-            raise ValueError("give exactly one of source or environment_id")
-        return self
-
-
-class RunPythonArgs(_Arguments):
-    code: str = Field(
-        min_length=1,
-        max_length=MAX_SOURCE_CHARS,
-        description="Python code, run like a notebook cell: a final expression's value comes back as result",
-    )
-    session_id: str | None = Field(
-        None,
-        max_length=64,
-        pattern=r"^[A-Za-z0-9_.-]+$",
-        description="name a session to keep variables and imports between calls; omit for a clean namespace",
-    )
-    timeout_s: float | None = Field(
-        None, gt=0, description="wall-clock limit in seconds (default 30; the server caps it, 120 by default)"
-    )
-
-
-class ValidateEnvironmentArgs(_Arguments):
-    source: str = Field(
-        min_length=1, max_length=MAX_SOURCE_CHARS, description="the environment's complete Python source"
-    )
-
-
-class SampleInstancesArgs(_EnvironmentChoice):
-    difficulty: int = Field(
-        1, ge=DIFFICULTIES[0], le=DIFFICULTIES[-1], description="1 (easiest) to 5 (hardest)"
-    )
-    count: int = Field(3, ge=1, le=MAX_INSTANCES, description="how many instances")
-    seed: int = Field(
-        0, ge=0, le=2**31, description="seed of the first instance; the others take the next seeds"
-    )
-
-
-class VerifyAnswerArgs(_EnvironmentChoice):
-    instance: Instance = Field(description="the instance exactly as sample_instances returned it")
-    answer: str = Field(
-        max_length=MAX_SOURCE_CHARS, description="the final answer only, in the format the question asks for"
-    )
-
-
-class FindSimilarArgs(_Arguments):
-    text: str = Field(min_length=1, max_length=10_000, description="a topic, a description or a question")
-    count: int = Field(5, ge=1, le=MAX_SIMILAR, description="how many of each kind to return")
-
-
-class Samples(BaseModel):
-    instances: list[SampledInstance]
-
-
-class Score(BaseModel):
-    score: float = Field(description="the environment's verify score in [0, 1]")
-    correct: bool = Field(description="score == 1.0")
-
-
-class SimilarEnvironment(BaseModel):
-    id: str
-    name: str | None
-    topic: str
-    description: str | None
-    similarity: float = Field(description="cosine similarity, 1.0 = same meaning")
-
-
-class SimilarTopic(BaseModel):
-    topic: str
-    similarity: float
-
-
-class SimilarFound(BaseModel):
-    environments: list[SimilarEnvironment] = Field(description="accepted library environments, nearest first")
-    topics: list[SimilarTopic] = Field(description="topics of the workspace's topic graph, nearest first")
-
-
-@dataclass(frozen=True)
-class ToolSpec:
-    """A tool as both surfaces show it: its name, the description a model reads, its argument and
-    result models. The implementation is the `Toolbox` method of the same name."""
-
-    name: str
-    description: str
-    args: type[_Arguments]
-    result: type[BaseModel]
-
-
-TOOL_SPECS = (
-    ToolSpec(
-        "run_python",
-        "Run Python 3 code in a sandboxed Jupyter kernel and get back stdout, stderr, result (the repr "
-        "of the last expression) and error. The sandbox has the standard library but no network, no "
-        "subprocesses, no file writes, and limited memory and time; a crash or hang only ends that kernel. "
-        "Without session_id every call starts from a clean namespace; pass the same session_id to keep "
-        "variables between calls (idle sessions are closed, and the least recently used one is closed "
-        "when too many are open: `note` then says its state is gone).",
-        RunPythonArgs,
-        PythonResult,
-    ),
-    ToolSpec(
-        "validate_environment",
-        "Check an environment's source against every check of the resyn environment contract (loads, "
-        "generates, deterministic, diverse, witness_accepted, rejects_wrong, robust, no_leak, "
-        "no_side_effects, within_limits), running it in the sandbox. Returns valid, each check with "
-        "passed and a one-line detail naming the failing seed and difficulty, and the first failure's "
-        f"traceback. {ENVIRONMENT_FORMAT}",
-        ValidateEnvironmentArgs,
-        ValidationReport,
-    ),
-    ToolSpec(
-        "sample_instances",
-        "Generate problem instances of an environment, given either its source or the id of an "
-        "environment in the resyn library. Each instance has question (what a solver sees), witness "
-        "(one correct answer), meta, seed and difficulty.",
-        SampleInstancesArgs,
-        Samples,
-    ),
-    ToolSpec(
-        "verify_answer",
-        "Score an answer to one instance with the environment's own verify function (1.0 = correct, "
-        "0.0 = wrong). Give the environment as source or library id, the instance exactly as "
-        "sample_instances returned it, and the final answer only (no <answer> tags, no reasoning).",
-        VerifyAnswerArgs,
-        Score,
-    ),
-    ToolSpec(
-        "find_similar",
-        "Find the accepted environments in the resyn library and the known topics closest in meaning to "
-        "a text (a topic, a description or a question), each with its cosine similarity (1.0 = same "
-        "meaning). Use it before writing a new environment, to avoid duplicates.",
-        FindSimilarArgs,
-        SimilarFound,
-    ),
-)
-_SPECS = {spec.name: spec for spec in TOOL_SPECS}
 
 
 def describe_invalid(tool: str, error: ValidationError) -> str:
@@ -362,12 +211,12 @@ class Toolbox:
     def _open_library(self) -> Library | None:
         """The workspace's library; None when the workspace has none yet (nothing is created)."""
         if self._library is None:
-            if not (self.settings.data_dir / "library.sqlite").exists():
+            if not Workspace.of(self.settings).library.exists():
                 return None
             self._library = Library(self.settings.data_dir, read_only=True)
         return self._library
 
-    def _source(self, args: _EnvironmentChoice) -> str:
+    def _source(self, args: EnvironmentChoice) -> str:
         if args.source is not None:
             return args.source
         library = self._open_library()
@@ -390,7 +239,7 @@ class Toolbox:
     def _topic_graph(self) -> TopicGraph:
         from resyn.memory.topics import TopicGraph
 
-        return TopicGraph.load(self.settings.data_dir / "topics.json")
+        return TopicGraph.load(Workspace.of(self.settings).topics)
 
     async def _embed(self, text: str) -> np.ndarray:
         async with self._embedding:  # one model load, however many calls arrive at once

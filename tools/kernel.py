@@ -5,7 +5,9 @@ API key can cross), then gets the sandbox (`kernel_sandbox.py`): resource limits
 hook. `execute` never raises for anything the code does: hangs, crashes and floods come back as
 an `ExecutionResult` with a status, and the process is restarted when it is dead or will not stop.
 Whether a kernel is still to be trusted with another environment is for the harness client to
-decide (`harness.py`); this module only runs code and reports what happened.
+decide (`harness.py`); this module only runs code and reports what happened. It stays one file
+(past 300 lines) because a kernel's start, execution loop, interrupt and restart all work on the one
+process and its client, and read best together.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from resyn import tracing
 from resyn.settings import KernelSettings
 from resyn.tools.kernel_sandbox import EVENTS_MIME, RESULT_MIME, SWALLOWED_TIMEOUT_EXIT, TRUNCATED_MIME
 
-Status = Literal["ok", "error", "timeout", "crashed", "limit"]
+ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "limit"]
 
 KERNEL_DIR_PREFIX = "resyn-kernel-"  # in every kernel's argv (its connection file), to find strays
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -52,7 +54,7 @@ class KernelStartError(RuntimeError):
 class ExecutionResult:
     """What happened when one piece of code ran."""
 
-    status: Status
+    status: ExecutionStatus
     stdout: str = ""
     stderr: str = ""
     value: Any = None
@@ -69,7 +71,9 @@ class ExecutionResult:
 
 
 class _Output:
-    """Collects a stream up to a limit and remembers how much it dropped."""
+    """Collects a stream up to a limit and remembers how much it dropped. (`kernel_sandbox._CappedText`
+    does the same inside the kernel: that file may import nothing of resyn's, and the host imports
+    only its constants, so each side keeps its own.)"""
 
     def __init__(self, limit: int) -> None:
         self.limit = limit

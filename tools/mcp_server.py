@@ -1,7 +1,7 @@
 """`resyn mcp`: the agent tools over the Model Context Protocol, on stdio (the official `mcp` SDK).
 
 Every call goes to the same `Toolbox.call` as the LangChain tools, so names, descriptions, input and
-output schemas, time limits and error messages are the ones in `agent_tools.TOOL_SPECS`. A failure
+output schemas, time limits and error messages are the ones in `agent_tool_specs.TOOL_SPECS`. A failure
 comes back as a tool result with `is_error` and one line of text the calling model can act on; the
 server keeps serving. Only protocol messages reach stdout: while it serves, the SDK's stdio transport
 points fd 1 at stderr (so a stray print cannot corrupt the stream), and logs go to stderr.
@@ -24,7 +24,8 @@ from mcp.types import (
 )
 
 from resyn.settings import Settings
-from resyn.tools.agent_tools import TOOL_SPECS, Toolbox, ToolError
+from resyn.tools.agent_tool_specs import TOOL_SPECS
+from resyn.tools.agent_tools import Toolbox, ToolError
 
 logger = logging.getLogger(__name__)
 

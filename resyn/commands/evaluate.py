@@ -18,7 +18,7 @@ from resyn.commands.workspace import difficulty_levels, existing_workspace
 from resyn.console import console, fail_usage, print_error
 
 if TYPE_CHECKING:
-    from resyn.evals.eval_benchmarks import Summary
+    from resyn.evals.benchmark_runs import Summary
     from resyn.evals.eval_library import LibraryEval
     from resyn.models import ModelFactory
     from resyn.settings import Settings
@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 eval_app = typer.Typer(help="Evaluate a model: on the library, or on BBH / BBEH.", no_args_is_help=True)
 
 _RUN_NAME = re.compile(r"^[A-Za-z0-9._-]{1,100}$")
-_MODEL_HELP = "model name on the solver's endpoint (RESYN_SOLVER_BASE_URL or RESYN_LLM_BASE_URL)"
+# The options more than one `eval` command takes (typer copies an option for each command).
+_ModelOption = Annotated[
+    str | None,
+    typer.Option(help="model name on the solver's endpoint (RESYN_SOLVER_BASE_URL or RESYN_LLM_BASE_URL)"),
+]
+_ConcurrencyOption = Annotated[int, typer.Option(min=1, help="questions in flight at once")]
 
 
 def _solver_factory(settings: Settings, model: str | None) -> ModelFactory:
@@ -45,14 +50,15 @@ def _solver_factory(settings: Settings, model: str | None) -> ModelFactory:
 
 @eval_app.command("library")
 def library(
-    model: Annotated[str | None, typer.Option(help=_MODEL_HELP)] = None,
+    model: _ModelOption = None,
     per_env: Annotated[int, typer.Option(min=1, max=10_000, help="instances per environment")] = 10,
     difficulties: Annotated[str, typer.Option(help="levels to draw from: 1-5, 3 or 1,3,5")] = "1-5",
-    concurrency: Annotated[int, typer.Option(min=1, help="questions in flight at once")] = 8,
+    concurrency: _ConcurrencyOption = 8,
     as_json: Annotated[bool, typer.Option("--json", help="print the result as JSON")] = False,
 ) -> None:
     """Accuracy on held-out instances (seeds the probe and exports never use) of the accepted
     environments, by environment and difficulty."""
+    from resyn.contract import Status
     from resyn.embedded import EmbeddedModelMissing
     from resyn.evals.eval_library import evaluate_library
     from resyn.memory.library import Library
@@ -62,7 +68,7 @@ def library(
     settings = existing_workspace()
     factory = _solver_factory(settings, model)
     workspace = Library(settings.data_dir, read_only=True)
-    if not workspace.environments("accepted"):
+    if not workspace.environments(Status.ACCEPTED):
         workspace.close()
         print_error(f"the library in {settings.data_dir} has no accepted environments to evaluate on")
         raise typer.Exit(1)
@@ -142,7 +148,10 @@ def _benchmark(
     as_json: bool,
 ) -> None:
     from resyn.embedded import EmbeddedModelMissing
-    from resyn.evals.eval_benchmarks import BenchmarkError, RunFile, RunOptions, load_examples, run_benchmark
+    from resyn.evals.benchmark_data import BenchmarkError, load_examples
+    from resyn.evals.benchmark_runs import RunFile, RunOptions
+    from resyn.evals.eval_benchmarks import run_benchmark
+    from resyn.memory.workspace import Workspace
     from resyn.settings import Settings
 
     settings = Settings()
@@ -158,7 +167,7 @@ def _benchmark(
     for flag, name in (("--run", run_name), ("--resume", resume)):
         if name is not None and not _RUN_NAME.match(name):
             raise fail_usage(f"{flag} {name!r}: a run name has letters, digits, '.', '_' and '-' only")
-    runs = settings.data_dir / "evals"
+    runs = Workspace.of(settings).evals
     try:
         if resume is not None:
             run = RunFile.open(runs / f"{resume}.jsonl")
@@ -249,20 +258,27 @@ def benchmark_table(summary: Summary, run: str) -> Table:
     return table
 
 
-_TASKS_HELP = "tasks to run, comma-separated or repeated (default: all; BBEH Mini: mini)"
+# The options `eval bbh` and `eval bbeh` share.
+_TasksOption = Annotated[
+    list[str] | None,
+    typer.Option(help="tasks to run, comma-separated or repeated (default: all; BBEH Mini: mini)"),
+]
+_LimitOption = Annotated[int | None, typer.Option(min=1, help="first N examples of each task")]
+_ResumeOption = Annotated[str | None, typer.Option(help="continue the run with this name")]
+_SummaryJsonOption = Annotated[bool, typer.Option("--json", help="print the summary as JSON")]
 
 
 @eval_app.command("bbh")
 def bbh(
     data: Annotated[Path | None, typer.Option(help="directory holding bbh/ (official layout)")] = None,
-    model: Annotated[str | None, typer.Option(help=_MODEL_HELP)] = None,
-    tasks: Annotated[list[str] | None, typer.Option(help=_TASKS_HELP)] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="first N examples of each task")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="questions in flight at once")] = 8,
+    model: _ModelOption = None,
+    tasks: _TasksOption = None,
+    limit: _LimitOption = None,
+    concurrency: _ConcurrencyOption = 8,
     run: Annotated[str | None, typer.Option(help="a name for the run (default: bbh-MODEL-TIME)")] = None,
-    resume: Annotated[str | None, typer.Option(help="continue the run with this name")] = None,
+    resume: _ResumeOption = None,
     few_shot: Annotated[bool, typer.Option("--few-shot", help="the official 3-shot CoT prompts")] = False,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    as_json: _SummaryJsonOption = False,
 ) -> None:
     """BIG-Bench Hard: per-task and overall exact-match accuracy; results kept per example."""
     _benchmark("bbh", data, model, tasks, limit, concurrency, run, resume, few_shot, as_json)
@@ -271,13 +287,13 @@ def bbh(
 @eval_app.command("bbeh")
 def bbeh(
     data: Annotated[Path | None, typer.Option(help="directory holding bbeh/ (official layout)")] = None,
-    model: Annotated[str | None, typer.Option(help=_MODEL_HELP)] = None,
-    tasks: Annotated[list[str] | None, typer.Option(help=_TASKS_HELP)] = None,
-    limit: Annotated[int | None, typer.Option(min=1, help="first N examples of each task")] = None,
-    concurrency: Annotated[int, typer.Option(min=1, help="questions in flight at once")] = 8,
+    model: _ModelOption = None,
+    tasks: _TasksOption = None,
+    limit: _LimitOption = None,
+    concurrency: _ConcurrencyOption = 8,
     run: Annotated[str | None, typer.Option(help="a name for the run (default: bbeh-MODEL-TIME)")] = None,
-    resume: Annotated[str | None, typer.Option(help="continue the run with this name")] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="print the summary as JSON")] = False,
+    resume: _ResumeOption = None,
+    as_json: _SummaryJsonOption = False,
 ) -> None:
     """BIG-Bench Extra Hard: per-task, overall and harmonic-mean accuracy (the paper's fuzzy match)."""
     _benchmark("bbeh", data, model, tasks, limit, concurrency, run, resume, False, as_json)

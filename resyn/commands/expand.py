@@ -128,10 +128,10 @@ def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON ar
             {
                 "job": record.name,
                 "state": state,
-                "accepted": counts["accepted"],
+                "accepted": counts.accepted,
                 "target": record.options["target"],
-                "tried": sum(count for key, count in counts.items() if not key.endswith("_tokens")),
-                "tokens": counts["input_tokens"] + counts["output_tokens"],
+                "tried": counts.tried,
+                "tokens": counts.tokens,
                 "stop_reason": record.stop_reason,
                 "updated": record.updated,
             }

@@ -18,12 +18,13 @@ def list_environments(
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False,
 ) -> None:
     """Every environment in the library, oldest first."""
-    from resyn.memory.library import STATUSES, Library
+    from resyn.contract import Status
+    from resyn.memory.library import Library
     from resyn.settings import Settings
     from resyn.views import library_table
 
-    if status is not None and status not in STATUSES:
-        raise fail_usage(f"unknown status {status!r}: choose from {', '.join(STATUSES)}")
+    if status is not None and status not in tuple(Status):  # `in Status` itself needs Python 3.12
+        raise fail_usage(f"unknown status {status!r}: choose from {', '.join(Status)}")
     library = Library(Settings().data_dir, read_only=True)
     records = library.environments(status)
     if as_json:

@@ -12,8 +12,6 @@ import typer
 from resyn.commands.preamble import checked_models, interruptible, note_embedded
 from resyn.console import ENDPOINT_DOWN, console, fail_usage, print_error, print_note
 
-_KEPT = "accepted"
-
 
 def synthesize(
     topic: Annotated[str | None, typer.Argument(help="what the environment should be about")] = None,
@@ -25,6 +23,7 @@ def synthesize(
     """Draft an environment for TOPIC, validate and repair it, probe it with the solver, store the verdict."""
     from resyn.agents.exemplars import ExemplarsMissing
     from resyn.agents.resilience import EndpointDown
+    from resyn.contract import Status
     from resyn.embedded import EmbeddedModelMissing
     from resyn.graph.runtime import open_runtime
     from resyn.graph.synthesis import NothingToResume
@@ -79,4 +78,4 @@ def synthesize(
         console.print(environment_panel(record))
         where = f" · file {record.path}" if record.path else ""
         console.print(f"environment {record.id}{where}", soft_wrap=True, highlight=False)
-    raise typer.Exit(0 if record.status == _KEPT else 1)
+    raise typer.Exit(0 if record.status == Status.ACCEPTED else 1)

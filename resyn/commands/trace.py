@@ -40,7 +40,7 @@ def trace(
             if as_json:
                 payload = {
                     "job": record.model_dump(mode="json"),
-                    "counts": counts,
+                    "counts": counts.as_dict(),
                     "events": events,
                     "environments": [env.model_dump(mode="json", exclude={"source"}) for env in environments],
                 }

@@ -14,10 +14,11 @@ def existing_workspace() -> Settings:
     """The settings, or a one-line usage error when their workspace holds no library yet (and
     WorkspaceDamaged when it lost the library it had)."""
     from resyn.memory.library import Library
+    from resyn.memory.workspace import Workspace
     from resyn.settings import Settings
 
     settings = Settings()
-    if not (settings.data_dir / "library.sqlite").is_file():
+    if not Workspace.of(settings).library.is_file():
         Library(settings.data_dir, read_only=True).close()  # raises if sources say there was one
         raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
     return settings

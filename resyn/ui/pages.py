@@ -3,7 +3,8 @@
 Everything here reads the library and the trace store (through `environment_story`, the same
 object `resyn trace --json` prints) and shapes it for a template: no HTML is built in Python, so
 the templates' autoescaping is the one place untrusted text (environment code, LLM messages)
-meets the page.
+meets the page. One module for all pages (past 300 lines): they share the row shapes and
+filters, and each page's function is short.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from resyn.memory.library import STATUSES, EnvironmentRecord, Library
+from resyn.contract import Status
+from resyn.memory.library import Library
+from resyn.memory.records import EnvironmentRecord
 from resyn.memory.traces import TraceStore, environment_story
 
 LIST_LIMIT = 500  # rows on one environments page; the filters narrow the rest
@@ -54,16 +57,15 @@ def job_rows(library: Library) -> list[dict[str, Any]]:
     rows = []
     for record in library.jobs():
         counts = library.job_counts(record.name)
-        by_status = {status: counts[status] for status in STATUSES if counts.get(status)}
         rows.append(
             {
                 "name": record.name,
                 "state": record.state,
-                "accepted": counts["accepted"],
+                "accepted": counts.accepted,
                 "target": record.options.get("target"),
-                "tried": sum(by_status.values()),
-                "by_status": by_status,
-                "tokens": counts["input_tokens"] + counts["output_tokens"],
+                "tried": counts.tried,
+                "by_status": counts.present(),
+                "tokens": counts.tokens,
                 "seeds": record.options.get("seed_topics", []),
                 "stop_reason": record.stop_reason,
                 "created": record.created,
@@ -94,7 +96,7 @@ def job_log(traces: TraceStore, job: str) -> list[dict[str, Any]]:
 def environment_rows(library: Library, filters: Filters) -> tuple[list[dict[str, Any]], dict[str, int]]:
     """The environments that match (oldest first) and, per status, how many the scope holds."""
     scope = [record for record in library.environments() if not filters.job or record.job == filters.job]
-    counts = {status: n for status in STATUSES if (n := sum(record.status == status for record in scope))}
+    counts = {status: n for status in Status if (n := sum(record.status == status for record in scope))}
     rows = [
         {
             "id": record.id,
@@ -208,7 +210,7 @@ def _first_error(runs: list[dict[str, Any]]) -> str:
 
 
 def _tone(status: str | None) -> str:
-    return "good" if status == "accepted" else "bad" if status else ""
+    return "good" if status == Status.ACCEPTED else "bad" if status else ""
 
 
 def attempt_view(attempt: dict[str, Any]) -> dict[str, Any]:

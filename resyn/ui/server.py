@@ -28,9 +28,10 @@ from starlette.responses import HTMLResponse
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from resyn.memory.library import STATUSES, Library, UnknownEnvironment
+from resyn.contract import Status
+from resyn.memory.library import Library, UnknownEnvironment
 from resyn.memory.traces import TraceStore
-from resyn.memory.workspace import WorkspaceDamaged
+from resyn.memory.workspace import Workspace, WorkspaceDamaged
 from resyn.ui import pages
 
 TEMPLATES = Path(__file__).parent / "templates"
@@ -62,7 +63,7 @@ def duration(seconds: float | None) -> str:
 def _templates() -> Environment:
     environment = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True, trim_blocks=True)
     environment.filters |= {"when": when, "duration": duration, "thousands": lambda n: f"{n or 0:,}"}
-    environment.globals["statuses"] = STATUSES
+    environment.globals["statuses"] = list(Status)
     return environment
 
 
@@ -95,7 +96,7 @@ class Viewer:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[tuple[Library, TraceStore] | None]:
         """The library and traces, or None where no workspace exists yet (nothing is created then)."""
-        if not (self.data_dir / "library.sqlite").is_file():
+        if not Workspace(self.data_dir).library.is_file():
             yield None
             return
         library, traces = Library(self.data_dir, read_only=True), TraceStore(self.data_dir, read_only=True)

@@ -1,0 +1,150 @@
+"""What the library hands back: typed records of its rows, and the tallies it counts from them.
+
+`Library` (memory/library.py) stores and queries; these are the values it returns. A record is
+built from its SQLite row with `from_row`, which decodes the columns `Library` stores as JSON.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+
+from resyn.contract import Status, ValidationReport
+
+
+class EnvironmentRecord(BaseModel):
+    id: str
+    topic: str
+    name: str | None
+    description: str | None
+    status: str  # a Status value, kept a plain str: model_dump() and graph state hold plain text
+    reason: str
+    source: str | None
+    source_hash: str | None
+    report: ValidationReport | None
+    pass_rates: dict[str, float] | None
+    author_model: str | None
+    solver_model: str | None
+    input_tokens: int
+    output_tokens: int
+    path: str | None
+    job: str | None = None
+    contamination: dict[str, Any] | None = None
+    created: float
+    updated: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> EnvironmentRecord:
+        values: dict[str, Any] = dict(row)
+        values.pop("embedding", None)
+        values["report"] = _report(values["report"])
+        values["pass_rates"] = json.loads(values["pass_rates"]) if values["pass_rates"] else None
+        values["contamination"] = json.loads(values["contamination"]) if values.get("contamination") else None
+        return cls(**values)
+
+
+class JobRecord(BaseModel):
+    name: str
+    options: dict[str, Any]
+    status: str  # running, interrupted, failed (resyn's own fault; resumable), finished
+    stop_reason: str
+    pid: int | None
+    created: float
+    updated: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> JobRecord:
+        values: dict[str, Any] = dict(row)
+        values["options"] = json.loads(values["options"])
+        return cls(**values)
+
+    @property
+    def state(self) -> str:
+        """The status, except that a job marked running whose process is gone shows as `stopped`
+        (killed, or the machine went down): resumable."""
+        if self.status != "running" or self.pid is None:
+            return self.status
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return "stopped"
+        except PermissionError:
+            pass  # alive, under another user
+        return self.status
+
+
+class AttemptRecord(BaseModel):
+    number: int
+    kind: str
+    source: str | None
+    report: ValidationReport | None
+    problem: str | None
+    created: float
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> AttemptRecord:
+        return cls(
+            number=row["number"],
+            kind=row["kind"],
+            source=row["source"],
+            report=_report(row["report"]),
+            problem=row["problem"],
+            created=row["created"],
+        )
+
+
+@dataclass
+class TopicCounts:
+    """Per-topic tallies of synthesized environments, read back from the library
+    (`Library.topic_tallies`) for the topic graph's frontier."""
+
+    attempts: int = 0
+    accepted: int = 0
+    rejections: dict[str, int] = field(default_factory=dict)  # status -> count
+    failure_streak: int = 0  # failed attempts in a row, most recent last
+
+    @property
+    def failed(self) -> int:
+        return sum(self.rejections.values())
+
+
+@dataclass(frozen=True)
+class JobCounts:
+    """One job's environments by status and the tokens they used (`Library.job_counts`)."""
+
+    by_status: Mapping[Status, int] = field(default_factory=dict)  # a status absent here has none
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def accepted(self) -> int:
+        return self.by_status.get(Status.ACCEPTED, 0)
+
+    @property
+    def tried(self) -> int:
+        """Every environment the job has started, the running ones included. Budgets are checked
+        between rounds, when none is running; in a listing, a synthesis in flight counts as tried."""
+        return sum(self.present().values())
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def present(self) -> dict[Status, int]:
+        """The statuses the job has environments in, with how many, in Status order."""
+        return {status: count for status in Status if (count := self.by_status.get(status, 0))}
+
+    def as_dict(self) -> dict[str, int]:
+        """The flat form JSON output carries: every status (zeros too) in order, then the tokens."""
+        counts = {status.value: self.by_status.get(status, 0) for status in Status}
+        return counts | {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+def _report(text: str | None) -> ValidationReport | None:
+    return ValidationReport.model_validate_json(text) if text else None

@@ -1,0 +1,179 @@
+"""The agent tools as callers see them: names, descriptions, argument and result models.
+
+`TOOL_SPECS` is the one catalogue both surfaces publish (the LangChain tools and `resyn mcp`); the
+argument models' JSON schemas are what a calling model is shown, and `Toolbox.call`
+(tools/agent_tools.py) validates every call against them. The implementations live in `Toolbox`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from resyn.contract import DIFFICULTIES, Instance, SampledInstance, ValidationReport
+from resyn.tools.python_sessions import PythonResult
+
+MAX_SOURCE_CHARS = 200_000
+MAX_INSTANCES = 20
+MAX_SIMILAR = 20
+
+ENVIRONMENT_FORMAT = (
+    "A resyn environment is one Python file (standard library only) that defines NAME (kebab-case), "
+    "TOPIC, DESCRIPTION, generate(seed: int, difficulty: int) -> dict with keys question (str), "
+    "witness (str, one correct answer) and meta (dict), and verify(instance: dict, answer: str) -> float "
+    "in [0, 1]; the same (seed, difficulty) must always give the same instance."
+)
+
+
+class _Arguments(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt argument is an error, not silently ignored
+
+
+_PythonSource = Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_CHARS)]
+_ENVIRONMENT_SOURCE = "the environment's complete Python source"
+
+
+class EnvironmentChoice(_Arguments):  # the environment as its source or as a library id, not both
+    source: _PythonSource | None = Field(None, description=_ENVIRONMENT_SOURCE)
+    environment_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=64,
+        description="id (or unique id prefix) of an environment in the library",
+    )
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> EnvironmentChoice:
+        if (self.source is None) == (self.environment_id is None):
+            raise ValueError("give exactly one of source or environment_id")
+        return self
+
+
+class RunPythonArgs(_Arguments):
+    code: _PythonSource = Field(
+        description="Python code, run like a notebook cell: a final expression's value comes back as result",
+    )
+    session_id: str | None = Field(
+        None,
+        max_length=64,
+        pattern=r"^[A-Za-z0-9_.-]+$",
+        description="name a session to keep variables and imports between calls; omit for a clean namespace",
+    )
+    timeout_s: float | None = Field(
+        None, gt=0, description="wall-clock limit in seconds (default 30; the server caps it, 120 by default)"
+    )
+
+
+class ValidateEnvironmentArgs(_Arguments):
+    source: _PythonSource = Field(description=_ENVIRONMENT_SOURCE)
+
+
+class SampleInstancesArgs(EnvironmentChoice):
+    difficulty: int = Field(
+        1, ge=DIFFICULTIES[0], le=DIFFICULTIES[-1], description="1 (easiest) to 5 (hardest)"
+    )
+    count: int = Field(3, ge=1, le=MAX_INSTANCES, description="how many instances")
+    seed: int = Field(
+        0, ge=0, le=2**31, description="seed of the first instance; the others take the next seeds"
+    )
+
+
+class VerifyAnswerArgs(EnvironmentChoice):
+    instance: Instance = Field(description="the instance exactly as sample_instances returned it")
+    answer: str = Field(
+        max_length=MAX_SOURCE_CHARS, description="the final answer only, in the format the question asks for"
+    )
+
+
+class FindSimilarArgs(_Arguments):
+    text: str = Field(min_length=1, max_length=10_000, description="a topic, a description or a question")
+    count: int = Field(5, ge=1, le=MAX_SIMILAR, description="how many of each kind to return")
+
+
+class Samples(BaseModel):
+    instances: list[SampledInstance]
+
+
+class Score(BaseModel):
+    score: float = Field(description="the environment's verify score in [0, 1]")
+    correct: bool = Field(description="score == 1.0")
+
+
+class SimilarEnvironment(BaseModel):
+    id: str
+    name: str | None
+    topic: str
+    description: str | None
+    similarity: float = Field(description="cosine similarity, 1.0 = same meaning")
+
+
+class SimilarTopic(BaseModel):
+    topic: str
+    similarity: float
+
+
+class SimilarFound(BaseModel):
+    environments: list[SimilarEnvironment] = Field(description="accepted library environments, nearest first")
+    topics: list[SimilarTopic] = Field(description="topics of the workspace's topic graph, nearest first")
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    """A tool as both surfaces show it: its name, the description a model reads, its argument and
+    result models. The implementation is the `Toolbox` method of the same name."""
+
+    name: str
+    description: str
+    args: type[_Arguments]
+    result: type[BaseModel]
+
+
+TOOL_SPECS = (
+    ToolSpec(
+        "run_python",
+        "Run Python 3 code in a sandboxed Jupyter kernel and get back stdout, stderr, result (the repr "
+        "of the last expression) and error. The sandbox has the standard library but no network, no "
+        "subprocesses, no file writes, and limited memory and time; a crash or hang only ends that kernel. "
+        "Without session_id every call starts from a clean namespace; pass the same session_id to keep "
+        "variables between calls (idle sessions are closed, and the least recently used one is closed "
+        "when too many are open: `note` then says its state is gone).",
+        RunPythonArgs,
+        PythonResult,
+    ),
+    ToolSpec(
+        "validate_environment",
+        "Check an environment's source against every check of the resyn environment contract (loads, "
+        "generates, deterministic, diverse, witness_accepted, rejects_wrong, robust, no_leak, "
+        "no_side_effects, within_limits), running it in the sandbox. Returns valid, each check with "
+        "passed and a one-line detail naming the failing seed and difficulty, and the first failure's "
+        f"traceback. {ENVIRONMENT_FORMAT}",
+        ValidateEnvironmentArgs,
+        ValidationReport,
+    ),
+    ToolSpec(
+        "sample_instances",
+        "Generate problem instances of an environment, given either its source or the id of an "
+        "environment in the resyn library. Each instance has question (what a solver sees), witness "
+        "(one correct answer), meta, seed and difficulty.",
+        SampleInstancesArgs,
+        Samples,
+    ),
+    ToolSpec(
+        "verify_answer",
+        "Score an answer to one instance with the environment's own verify function (1.0 = correct, "
+        "0.0 = wrong). Give the environment as source or library id, the instance exactly as "
+        "sample_instances returned it, and the final answer only (no <answer> tags, no reasoning).",
+        VerifyAnswerArgs,
+        Score,
+    ),
+    ToolSpec(
+        "find_similar",
+        "Find the accepted environments in the resyn library and the known topics closest in meaning to "
+        "a text (a topic, a description or a question), each with its cosine similarity (1.0 = same "
+        "meaning). Use it before writing a new environment, to avoid duplicates.",
+        FindSimilarArgs,
+        SimilarFound,
+    ),
+)
