@@ -4,10 +4,12 @@
 
 1. in-process: the same validator and checks, with the harness exec'd in this process
    (the floor: no isolation at all, unsafe for untrusted code);
-2. warm pool: the real `KernelPool`, started once before timing;
-3. cold: a fresh pool (two kernels: the determinism check needs two) per environment.
+2. warm pool: the real `KernelPool`, started once before timing, in the OS sandbox (bubblewrap)
+   and unconfined (`kernel.sandbox = "none"`), to show what the sandbox costs;
+3. cold: a fresh sandboxed pool (two kernels: the determinism check needs two) per environment.
 
-Goals (issue 2): warm ≤ 2× in-process, and ≥ 10× faster than cold.
+Goals: warm ≤ 2× in-process, ≥ 10× faster than cold; the sandbox adds well under 100 ms to a
+kernel's start.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from rich.console import Console
 from rich.table import Table
 
 from resyn.agents.exemplars import load_exemplars
-from resyn.settings import Settings
+from resyn.settings import SandboxMode, Settings
 from resyn.tools.kernel import ExecutionResult, Kernel
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.validator import Validator
@@ -97,7 +99,7 @@ async def _median_ms(action: Callable[[], Any], repeat: int) -> float:
 async def kernel_primitives(settings: Settings, repeat: int) -> list[tuple[str, float]]:
     """Median milliseconds of what a validation is made of, and of reset versus restart."""
     kernel = Kernel(settings.kernel)
-    rows = [("start a sandboxed kernel", await _median_ms(kernel.start, 1))]
+    rows = [("start a kernel", await _median_ms(kernel.start, 1))]
     cell = "\n".join(f"v{i} = {i} * 2" for i in range(200))
     busy = "while True: pass"
     rows += [
@@ -115,15 +117,23 @@ async def kernel_primitives(settings: Settings, repeat: int) -> list[tuple[str, 
     return rows
 
 
+def sandboxed(settings: Settings, mode: SandboxMode) -> Settings:
+    return settings.model_copy(update={"kernel": settings.kernel.model_copy(update={"sandbox": mode})})
+
+
 async def run(repeat: int) -> None:
     settings = Settings()
     sources = [exemplar.source for exemplar in load_exemplars()]
     console = Console()
-    ways = {"in-process exec (floor, unsafe)": in_process, "warm kernel pool": warm_pool}
-    ways["cold kernels per environment"] = cold_per_environment
+    ways = {
+        "in-process exec (floor, unsafe)": (in_process, settings),
+        "warm kernel pool": (warm_pool, sandboxed(settings, "bwrap")),
+        "warm kernel pool, unconfined": (warm_pool, sandboxed(settings, "none")),
+        "cold kernels per environment": (cold_per_environment, sandboxed(settings, "bwrap")),
+    }
     results = {}
-    for label, way in ways.items():
-        timings = [await way(settings, sources) for _ in range(repeat)]
+    for label, (way, way_settings) in ways.items():
+        timings = [await way(way_settings, sources) for _ in range(repeat)]
         results[label] = (statistics.median(seconds for seconds, _ in timings), timings[0][1])
     floor = results["in-process exec (floor, unsafe)"][0]
     warm = results["warm kernel pool"][0]
@@ -139,10 +149,12 @@ async def run(repeat: int) -> None:
     cold = results["cold kernels per environment"][0]
     console.print(f"goals: warm ≤ 2× in-process: {warm / floor:.2f}× · cold ≥ 10× warm: {cold / warm:.1f}×")
     primitives = Table(title="kernel primitives (median ms)")
-    primitives.add_column("operation")
-    primitives.add_column("ms", justify="right")
-    for operation, milliseconds in await kernel_primitives(settings, repeat):
-        primitives.add_row(operation, f"{milliseconds:.1f}")
+    for column in ("operation", "bwrap", "unconfined", "the sandbox adds"):
+        primitives.add_column(column, justify="left" if column == "operation" else "right")
+    confined = await kernel_primitives(sandboxed(settings, "bwrap"), repeat)
+    unconfined = await kernel_primitives(sandboxed(settings, "none"), repeat)
+    for (operation, inside), (_, outside) in zip(confined, unconfined, strict=True):
+        primitives.add_row(operation, f"{inside:.1f}", f"{outside:.1f}", f"{inside - outside:+.1f}")
     console.print(primitives)
 
 

@@ -22,7 +22,7 @@ from resyn.commands.synthesize import synthesize
 from resyn.commands.trace import trace
 from resyn.commands.ui import ui
 from resyn.commands.validate import validate
-from resyn.console import print_error
+from resyn.console import USAGE_ERROR, print_error
 
 app = typer.Typer(
     help="resyn: synthesize, verify and export reasoning environments for RL.",
@@ -51,6 +51,11 @@ def main() -> None:
     except Exception as error:
         from resyn.memory.damage import damage_in
         from resyn.settings import Settings
+        from resyn.tools.os_sandbox import SandboxUnavailable
+
+        if isinstance(error, SandboxUnavailable):  # no code runs unconfined unless asked to
+            print_error(str(error))
+            sys.exit(USAGE_ERROR)
 
         damage = damage_in(error, Settings().data_dir)
         if damage is None:

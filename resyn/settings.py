@@ -5,6 +5,7 @@ environment variables: `RESYN_<SECTION>_<FIELD>`, e.g. `RESYN_KERNEL_MEMORY_MB=1
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, Field, SecretStr
 from pydantic_settings import (
@@ -13,6 +14,8 @@ from pydantic_settings import (
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+SandboxMode = Literal["bwrap", "none"]
 
 
 class KernelSettings(BaseModel):
@@ -29,6 +32,10 @@ class KernelSettings(BaseModel):
     output_limit_bytes: int = Field(64_000, description="stdout/stderr kept per execution")
     output_abort_bytes: int = Field(4_000_000, description="output volume at which an execution is stopped")
     max_uses: int = Field(100, description="leases before a kernel is replaced anyway")
+    sandbox: SandboxMode = Field(
+        "bwrap",
+        description="the OS sandbox around every kernel: bwrap (bubblewrap), or none to run code unconfined",
+    )
     allowed_env: list[str] = Field(
         default_factory=lambda: ["PATH", "LANG", "LC_ALL", "TZ"],
         description="parent environment variables a kernel inherits; nothing else crosses",

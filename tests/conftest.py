@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 
 import pytest
 
 from resyn.settings import KernelSettings, Settings
 from resyn.tools.kernel_pool import KernelPool
+from resyn.tools.os_sandbox import SandboxUnavailable, require_bwrap
 
 FAKE_API_KEY = "sk-resyn-test-0123456789abcdef"
 
@@ -36,3 +38,15 @@ def settings() -> Settings:
 async def pool(settings: Settings) -> AsyncIterator[KernelPool]:
     async with KernelPool(settings.kernel) as warm_pool:
         yield warm_pool
+
+
+@pytest.fixture
+def os_sandbox() -> None:
+    """Tests of the OS sandbox itself: skipped with the reason where it cannot be made here, except
+    in CI, which installs bubblewrap (`.ci/run`) and must not skip them."""
+    try:
+        require_bwrap()
+    except SandboxUnavailable as error:
+        if os.environ.get("CI"):
+            raise
+        pytest.skip(str(error))

@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
@@ -144,3 +145,18 @@ async def test_nothing_but_protocol_messages_reach_stdout(tmp_path: Path, fake_a
 def tool_call(request_id: int, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
     params = {"name": name, "arguments": arguments}
     return {"jsonrpc": "2.0", "id": request_id, "method": "tools/call", "params": params}
+
+
+@pytest.mark.usefixtures("os_sandbox")
+async def test_run_python_over_mcp_cannot_touch_the_host(tmp_path: Path, fake_api_key: str) -> None:
+    """libc through ctypes walks past the audit hook; the OS sandbox still holds: no command
+    runs on the host, and the server's environment (its API key) is out of sight."""
+    proof = tmp_path / "ran-on-the-host"
+    escape = f"import ctypes; ctypes.CDLL(None).system(b'id > {proof}')"
+    environ = "import os; open(f'/proc/{os.getppid()}/environ', 'rb').read()"
+    async with resyn_mcp(tmp_path, fake_api_key) as session:
+        ran = data(await session.call_tool("run_python", {"code": escape}))
+        parent = data(await session.call_tool("run_python", {"code": environ}))
+    assert ran["status"] == "ok"
+    assert not proof.exists()
+    assert fake_api_key not in json.dumps(parent)

@@ -32,8 +32,9 @@ from typing import Any, Literal
 from jupyter_client import AsyncKernelManager
 
 from resyn import tracing
-from resyn.settings import KernelSettings
+from resyn.settings import KernelSettings, SandboxMode
 from resyn.tools.kernel_sandbox import EVENTS_MIME, RESULT_MIME, SWALLOWED_TIMEOUT_EXIT, TRUNCATED_MIME
+from resyn.tools.os_sandbox import SandboxUnavailable, confined_command, exit_signal, require_sandbox
 
 ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "limit"]
 
@@ -48,6 +49,25 @@ _SANDBOX_SOURCE = resources.files("resyn.tools").joinpath("kernel_sandbox.py").r
 
 class KernelStartError(RuntimeError):
     """A kernel could not be started or sandboxed."""
+
+
+class SandboxMissing(KernelStartError, SandboxUnavailable):
+    """The OS sandbox cannot be made here: no kernel is started at all."""
+
+
+class _ConfinedKernelManager(AsyncKernelManager):
+    """jupyter-client's kernel manager, starting the kernel inside the OS sandbox (`os_sandbox.py`)."""
+
+    def __init__(self, *, sandbox: SandboxMode, workdir: str, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.sandbox, self.workdir = sandbox, workdir
+        self.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
+
+    def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+        command = super().format_kernel_cmd(extra_arguments)
+        if self.sandbox == "bwrap":  # pid 1 of its namespace is its parent; bwrap dies with resyn
+            command.append("--IPKernelApp.parent_handle=0")
+        return confined_command(command, self.workdir, self.sandbox)
 
 
 @dataclass
@@ -128,9 +148,13 @@ class Kernel:
         return getattr(provisioner, "pid", None)
 
     async def start(self) -> None:
+        check_sandbox(self.settings)
         self.workdir = tempfile.mkdtemp(prefix=f"{KERNEL_DIR_PREFIX}{os.getpid()}-")
-        manager = AsyncKernelManager(
-            transport="ipc", connection_file=os.path.join(self.workdir, ".kernel.json")
+        manager = _ConfinedKernelManager(
+            sandbox=self.settings.sandbox,
+            workdir=self.workdir,
+            transport="ipc",
+            connection_file=os.path.join(self.workdir, ".kernel.json"),
         )
         self._manager = manager
         await manager.start_kernel(
@@ -271,8 +295,9 @@ class Kernel:
         exit_status = await self._manager.provisioner.poll()
         if exit_status == SWALLOWED_TIMEOUT_EXIT:
             return "the code caught its time limit and kept running; the kernel was ended"
-        if exit_status is not None and exit_status < 0:
-            return f"the kernel was killed by {signal.Signals(-exit_status).name}"
+        killed_by = exit_signal(exit_status, self.settings.sandbox)
+        if killed_by is not None:
+            return f"the kernel was killed by {signal.Signals(killed_by).name}"
         return f"the kernel exited (status {exit_status})"
 
     async def _stop_execution(self, message_id: str) -> None:
@@ -299,6 +324,14 @@ def _traced_name(code: str) -> str:
     if "_resyn_sandbox." in code:
         return code.split("_resyn_sandbox.")[-1].split("(")[0]
     return code.strip().splitlines()[0][:80] if code.strip() else "(empty)"
+
+
+def check_sandbox(settings: KernelSettings) -> None:
+    """Raise `SandboxMissing` (one line: why, and how to fix it) unless kernels can be confined."""
+    try:
+        require_sandbox(settings.sandbox)
+    except SandboxUnavailable as error:
+        raise SandboxMissing(str(error)) from None
 
 
 def sandbox_kernel_pids() -> list[int]:

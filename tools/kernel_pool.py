@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator
 
 from resyn.settings import KernelSettings
 from resyn.tools import harness
-from resyn.tools.kernel import Kernel, KernelStartError, remove_stale_workdirs
+from resyn.tools.kernel import Kernel, KernelStartError, check_sandbox, remove_stale_workdirs
 
 
 class KernelPool:
@@ -46,6 +46,7 @@ class KernelPool:
         """Begin warming the kernels and return: the first lease waits for them (and raises if
         they could not start). A resumed job's first LLM calls need no kernel, so they need not
         wait the half second kernels take to start."""
+        check_sandbox(self.settings)  # refuse at once, in one line, not at the first lease
         remove_stale_workdirs()
         kernels = [Kernel(self.settings) for _ in range(self.settings.pool_size)]
         self._all.update(kernels)

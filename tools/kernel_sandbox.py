@@ -153,8 +153,17 @@ def _audit(event: str, args: tuple) -> None:
         _refuse("process", event, args[0] if args else "")
     elif event in _SOCKET_EVENTS:
         _refuse("socket", event, args[1] if event.startswith(("socket.connect", "socket.bind")) else args[:2])
-    elif event in _SIGNAL_EVENTS:
+    elif event in _SIGNAL_EVENTS and not _interrupts_itself(event, args):
         _refuse("signal", event, args)
+
+
+def _interrupts_itself(event: str, args: tuple) -> bool:
+    """ipykernel answers an interrupt request on its control channel (how resyn interrupts a
+    kernel in the OS sandbox, where a signal would reach bwrap) by sending SIGINT to its own
+    process group: the kernel interrupting itself, not a side effect."""
+    if event not in ("os.kill", "os.killpg") or len(args) != 2 or args[1] != signal.SIGINT:
+        return False
+    return args[0] == (os.getpid() if event == "os.kill" else os.getpgid(0))
 
 
 class _WatchedEnviron(os._Environ):  # type: ignore[name-defined]
