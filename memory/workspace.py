@@ -45,50 +45,19 @@ class Workspace:
 
     def __init__(self, data_dir: Path | str) -> None:
         self.data_dir = Path(data_dir)
+        self.library = self.data_dir / LIBRARY
+        self.checkpoints = self.data_dir / CHECKPOINTS
+        self.topics = self.data_dir / TOPICS
+        self.environments = self.data_dir / ENVIRONMENTS  # the accepted environments' sources
+        self.jobs = self.data_dir / JOBS  # the expansion jobs' logs
+        self.evals = self.data_dir / EVALS  # the benchmark evaluation runs
+        self.expand_lock = self.data_dir / EXPAND_LOCK
+        self.novelty_index = self.data_dir / NOVELTY
+        self.benchmark_index = self.data_dir / BENCHMARK_INDEX  # the embedded benchmark questions
 
     @classmethod
     def of(cls, settings: Settings) -> Workspace:
         return cls(settings.data_dir)
-
-    @property
-    def library(self) -> Path:
-        return self.data_dir / LIBRARY
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.data_dir / CHECKPOINTS
-
-    @property
-    def topics(self) -> Path:
-        return self.data_dir / TOPICS
-
-    @property
-    def environments(self) -> Path:
-        """The folder of the accepted environments' sources."""
-        return self.data_dir / ENVIRONMENTS
-
-    @property
-    def jobs(self) -> Path:
-        """The folder of the expansion jobs' logs."""
-        return self.data_dir / JOBS
-
-    @property
-    def evals(self) -> Path:
-        """The folder of the benchmark evaluation runs."""
-        return self.data_dir / EVALS
-
-    @property
-    def expand_lock(self) -> Path:
-        return self.data_dir / EXPAND_LOCK
-
-    @property
-    def novelty_index(self) -> Path:
-        return self.data_dir / NOVELTY
-
-    @property
-    def benchmark_index(self) -> Path:
-        """The folder caching the embedded benchmark questions."""
-        return self.data_dir / BENCHMARK_INDEX
 
     def open_library(self, *, read_only: bool, synchronous: Synchronous = "FULL") -> Database:
         """The library database: `Library` and `TraceStore` each open their connection here.
