@@ -9,7 +9,7 @@ from langchain_core.messages import BaseMessage, HumanMessage, SystemMessage
 from resyn.agents.code_blocks import NoCodeFound, extract_python
 from resyn.agents.exemplars import Exemplar
 from resyn.agents.llm import ChatEndpoint, Reply, ask
-from resyn.agents.prompts import prompt
+from resyn.agents.prompts import author_system_prompt, prompt
 from resyn.contract import ValidationReport
 
 _TRACEBACK_CHARS = 3000
@@ -31,7 +31,7 @@ def draft_messages(topic: str, exemplars: list[Exemplar]) -> list[BaseMessage]:
         for number, item in enumerate(exemplars, 1)
     )
     text = prompt("author_draft").format(topic=topic, count=len(exemplars), exemplars=shown)
-    return [SystemMessage(prompt("author_system")), HumanMessage(text)]
+    return [SystemMessage(author_system_prompt()), HumanMessage(text)]
 
 
 def repair_messages(topic: str, source: str, report: ValidationReport) -> list[BaseMessage]:
@@ -45,7 +45,7 @@ def repair_messages(topic: str, source: str, report: ValidationReport) -> list[B
     text = prompt("author_repair").format(
         topic=topic, source=source.strip(), failures=failures or "- (none listed)", traceback=traceback
     )
-    return [SystemMessage(prompt("author_system")), HumanMessage(text)]
+    return [SystemMessage(author_system_prompt()), HumanMessage(text)]
 
 
 def malformed_repair_messages(topic: str, problem: str) -> list[BaseMessage]:
@@ -54,7 +54,7 @@ def malformed_repair_messages(topic: str, problem: str) -> list[BaseMessage]:
         f'Your last reply for the topic "{topic}" could not be used: {problem}. '
         "Reply with the complete environment file in one ```python code block."
     )
-    return [SystemMessage(prompt("author_system")), HumanMessage(text)]
+    return [SystemMessage(author_system_prompt()), HumanMessage(text)]
 
 
 async def _author(endpoint: ChatEndpoint, messages: list[BaseMessage]) -> Authored:

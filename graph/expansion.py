@@ -1,14 +1,13 @@
 """The expansion job: many topics to a library of accepted environments, unattended and resumable.
 
-`expand` runs a new job or resumes one by name through the expansion graph
+`expand` runs a new job or resumes one by name through the job's scheduler
 (`graph/expansion_graph.py`, diagram there), and records in the library how it stopped.
 
-Durability: the job's own state is small (the round, its batch, budgets used) and is checkpointed
-after every step in the same SQLite file as the syntheses. After `kill -9`, resuming re-runs the
-round that was in flight: each synthesis finds its own checkpoint (or its finished library row)
-and continues, so no finished LLM call is repeated and no environment is accepted twice. Counts
-and token totals are always read back from the library, never accumulated, so a replayed step
-cannot count anything twice.
+Durability: every synthesis of the job has a library row from the moment it starts and its own
+checkpoint thread in the job's SQLite file; the job's record (`graph/job_record.py`) holds the rest.
+After `kill -9`, resuming continues each synthesis that was in flight from its checkpoint, so no
+finished LLM call is repeated and no environment is accepted twice. Counts and token totals are
+always read back from the library, never accumulated, so a resumed job counts nothing twice.
 """
 
 from __future__ import annotations
@@ -16,10 +15,8 @@ from __future__ import annotations
 import contextlib
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
-
 from resyn.agents.resilience import EndpointDown, describe
-from resyn.graph.expansion_graph import EXPANSION_GRAPH, Events, ExpansionJob
+from resyn.graph.expansion_graph import Events, ExpansionJob, run_job
 from resyn.graph.jobs import (
     JobExists,
     JobFailed,
@@ -79,37 +76,30 @@ async def _expand(
         raise JobExists(f"a job named {options.name!r} exists; resume it with --resume {options.name}")
     job = ExpansionJob(runtime, options, on_event)
     runtime.watch_endpoints(job.on_endpoint)
-    config: RunnableConfig = {
-        "configurable": {"thread_id": f"job:{options.name}"},
-        "recursion_limit": 1_000_000,
-    }
-    app = EXPANSION_GRAPH.copy(update={"checkpointer": runtime.checkpointer})  # compiled once, saving here
-    saved_state = await app.aget_state(config)
-    if resume is not None and not saved_state.values and job.counts().tried:
+    progress = await job.load_record()
+    if resume is not None and not progress and job.counts().tried:
         raise WorkspaceDamaged(
             Workspace.of(runtime.settings).checkpoints,
             f"holds no progress of job {resume!r}, whose environments are in the library",
             "restore it from a backup, or start a new job",
         )
-    if saved_state.values and not saved_state.next:
-        still_stopped = job.stop_reason(saved_state.values, job.counts()) if changes else None
+    if progress.get("stop_reason"):
+        still_stopped = job.stop_reason(job.counts()) if changes else None
         if not changes or still_stopped:
-            reason = still_stopped or saved_state.values["stop_reason"]
+            reason = still_stopped or progress["stop_reason"]
             library.save_job(options.name, options.model_dump(), "finished", reason)
             return options, reason
-        # new budgets leave room: clear the stop, as if the last round had just been recorded
-        await app.aupdate_state(config, {"stop_reason": None}, as_node="record")
+        await job.record.write(stop_reason=None)  # new budgets leave room: carry on
     library.save_job(options.name, options.model_dump(), "running")
     try:
-        if saved_state.values:
-            job.emit("job", f"resumed {options.name} at round {saved_state.values.get('round', 0)}")
-            start: dict[str, Any] | None = None
+        if progress:
+            job.emit("job", f"resumed {options.name}: {job.counts().tried} environments tried so far")
         else:
+            await job.record.write(active_seconds=0.0, fruitless_scouts=0)  # the job exists from here on
             added = await job.add_topics(options.seed_topics, "seed")
             job.emit("job", f"started {options.name}: target {options.target}, seeds: {', '.join(added)}")
-            start = {"round": 0, "active_seconds": 0.0, "fruitless_scouts": 0}
-        async for _chunk in app.astream(start, config, context=job, stream_mode="updates", durability="sync"):
-            pass
+        reason = await run_job(job)
+        await job.record.write(stop_reason=reason, active_seconds=job.active_seconds())
     except EndpointDown as error:
         _stopped(job, "interrupted", f"paused: {error}")
         raise
@@ -127,8 +117,6 @@ async def _expand(
     except BaseException:
         _stopped(job, "interrupted", "")
         raise
-    final = await app.aget_state(config)
-    reason = final.values.get("stop_reason", "finished")
     library.save_job(options.name, options.model_dump(), "finished", reason)
     job.emit("stop", reason)
     return options, reason

@@ -1,74 +1,51 @@
-"""The expansion graph: rounds of syntheses over the topic frontier, until a budget says stop.
+"""The expansion job: `--concurrency` syntheses in flight at all times, over the topic frontier.
 
-    plan ──Send×k──▶ synthesize ──▶ record ──▶ plan …      (k ≤ --concurrency environments)
-      │ └─Send──▶ scout ──────────▶ record                  (when the frontier runs low)
-      └─ target reached · budget spent · frontier empty ──▶ END
+    ┌──────────────────── a slot frees: a verdict ─────────────────────┐
+    ▼                                                                  │
+  pick ──start──▶ synthesize ×≤ concurrency (a checkpoint thread each) ─┘
+    │ └─start──▶ scout, beside them (when untried topics run low) ──▶ new topics ──▶ pick
+    └─ target reached · budget spent · frontier empty, nothing left in flight ──▶ END
 
-`plan` refreshes the topic tallies from the library, checks the budgets, and picks the frontier's
-best topics (see `TopicGraph.frontier`); it also sends the scout when fewer than `concurrency`
-topics are left to try. Each `synthesize` task runs the synthesis graph for one topic under its
-own checkpoint thread (its environment id, derived from the job, round and slot), so the tasks of a
-round overlap: LLM calls, validations and probes of different environments run at once, bounded
-by the endpoint's limiter and the kernel pool.
+`pick` runs whenever a slot frees or the scout brings topics: it refreshes the topic tallies from
+the library, checks the target (counting the syntheses in flight) and the budgets, and starts the
+frontier's best topic that is not in flight, until every slot is busy. Each synthesis is the
+synthesis graph under its own checkpoint thread (its environment id, the job's n-th); they overlap,
+bounded by the endpoint's limiter and the kernel pool. A synthesis's library row is written as it
+starts, so the ones in flight are the job's `running` rows: after `kill -9`, `run_job` resumes
+them first, each from its own checkpoint. What the library cannot tell (the scout's tokens, the
+running time, why the job stopped) is the job's record (`graph/job_record.py`).
 
-Every node is a plain async function of the state and LangGraph's `Runtime`, whose context is the
-`ExpansionJob`: the synthesis runtime, the job's options, its topic graph and event log. The graph
-is compiled once, here; `graph/expansion.py` runs and resumes it.
+The scheduler is a plain asyncio loop, the job's only writer of its record and starter of work;
+the nodes it runs (`synthesize_topic`, `scout_topics`) are async functions of the `ExpansionJob`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import operator
 import time
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any, TypedDict, TypeVar
-
-from langgraph.graph import END, START, StateGraph
-from langgraph.graph.state import CompiledStateGraph
-from langgraph.runtime import Runtime
-from langgraph.types import Send
+from collections.abc import Callable
+from typing import Any
 
 from resyn.agents import scout
 from resyn.agents.resilience import describe
 from resyn.contract import Status
 from resyn.graph.faults import result_or_fault
+from resyn.graph.job_record import JobRecord, JobState
 from resyn.graph.jobs import JobOptions, environment_id, event_log, job_log_path
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import synthesize
-from resyn.graph.synthesis_graph import add_usage
 from resyn.memory.records import JobCounts
 from resyn.memory.topics import TopicGraph
 from resyn.memory.workspace import Workspace
 from resyn.tracing import TraceEvent
 
-T = TypeVar("T")
 Events = Callable[[str, dict[str, Any]], None]
 _FRUITLESS_SCOUTS = 2  # scout calls in a row that found nothing new before the frontier counts as empty
 _SCOUT_CONTEXT = 6  # frontier topics shown to the scout
 
 
-def collect_round(finished: list[dict[str, Any]], more: list[dict[str, Any]] | None) -> list[dict[str, Any]]:
-    """The round's finished environments; `record` writes None to start the next round empty."""
-    return [] if more is None else finished + more
-
-
-class ExpansionState(TypedDict, total=False):
-    round: int
-    batch: list[dict[str, str]]  # this round's {"topic", "environment_id"}
-    finished: Annotated[list[dict[str, Any]], collect_round]
-    scout_usage: Annotated[dict[str, int], add_usage]
-    scout_calls: Annotated[int, operator.add]
-    scouting: bool  # this round also asks the scout for topics
-    fruitless_scouts: int
-    active_seconds: float
-    round_started: float
-    stop_reason: str
-
-
 class ExpansionJob:
-    """What one job's nodes share: the synthesis runtime, the options, topic graph and event log."""
+    """What one job's parts share: the synthesis runtime, the options, topic graph, record and log."""
 
     def __init__(
         self, runtime: SynthesisRuntime, options: JobOptions, on_event: Events | None = None
@@ -78,9 +55,12 @@ class ExpansionJob:
         self.settings = runtime.settings.expansion
         self.topics_path = Workspace.of(runtime.settings).topics
         self.topics = TopicGraph.load(self.topics_path)
+        self.record = JobRecord(runtime.checkpointer, options.name)
         self.log = event_log(job_log_path(runtime.settings.data_dir, options.name))
         self.on_event = on_event
         self.process_started = time.time()
+        self.earlier_seconds = 0.0  # running time before this process took the job on
+        self.live_tokens: dict[str, int] = {}  # per synthesis in flight: tokens of the calls it finished
 
     def emit(self, kind: str, line: str, **data: Any) -> None:
         """One event: a line in the job's log file and its trace, and a callback for the live display."""
@@ -123,95 +103,146 @@ class ExpansionJob:
     def counts(self) -> JobCounts:
         return self.runtime.library.job_counts(self.options.name)
 
-    @staticmethod
-    def tokens_used(state: ExpansionState, counts: JobCounts) -> int:
-        """The job's environments' tokens (from the library) plus the scout's (from the state)."""
-        scouting = state.get("scout_usage", {})
-        return counts.tokens + scouting.get("input_tokens", 0) + scouting.get("output_tokens", 0)
+    def tokens_used(self, counts: JobCounts) -> int:
+        """The finished environments' tokens (library), the scout's (record), the running ones' so far."""
+        return counts.tokens + self.record.scout_tokens + sum(self.live_tokens.values())
 
-    def stop_reason(self, state: ExpansionState, counts: JobCounts) -> str | None:
+    async def load_record(self) -> JobState:
+        progress = await self.record.load()
+        self.earlier_seconds = progress.get("active_seconds", 0.0)
+        return progress
+
+    def active_seconds(self) -> float:
+        """The job's running time, in this process and those before it (downtime excluded)."""
+        return self.earlier_seconds + time.time() - self.process_started
+
+    def stop_reason(self, counts: JobCounts) -> str | None:
+        """Why no synthesis may start now and the job ends once those in flight are done, or None."""
         options = self.options
         if counts.accepted >= options.target:
             return f"target reached: {counts.accepted} accepted"
         if options.max_environments is not None and counts.tried >= options.max_environments:
             return f"environment budget spent: {counts.tried} tried"
-        tokens = self.tokens_used(state, counts)
+        tokens = self.tokens_used(counts)
         if options.max_tokens is not None and tokens >= options.max_tokens:
             return f"token budget spent: {tokens:,} tokens ≥ {options.max_tokens:,}"
-        hours = state.get("active_seconds", 0.0) / 3600
+        hours = self.active_seconds() / 3600
         if options.max_hours is not None and hours >= options.max_hours:
             return f"time budget spent: {hours:.2f} h ≥ {options.max_hours} h"
         return None
 
 
-async def plan(state: ExpansionState, runtime: Runtime[ExpansionJob]) -> dict[str, Any]:
-    job = runtime.context
-    options = job.options
-    job.topics.set_counts(job.runtime.library.topic_tallies())
-    counts = job.counts()
-    stop = job.stop_reason(state, counts)
-    if stop:
-        return {"stop_reason": stop, "batch": []}
-    wanted = min(options.concurrency, options.target - counts.accepted)
-    if options.max_environments is not None:
-        wanted = min(wanted, options.max_environments - counts.tried)
-    picks = job.topics.frontier(wanted, job.settings.frontier, job.runtime.novelty.similarity_to_accepted)
-    number = state.get("round", 0) + 1
-    batch = [
-        {"topic": topic, "environment_id": environment_id(options.name, number, slot)}
-        for slot, topic in enumerate(picks)
-    ]
-    may_scout = state.get("fruitless_scouts", 0) < _FRUITLESS_SCOUTS
-    if len(picks) < wanted and may_scout:
-        batch = []  # scout first: a round at full width beats a thin one now
-    elif not batch:
-        return {"stop_reason": "the frontier is empty: every topic is retired", "batch": []}
-    # scout alongside this round when the next one could not be filled with untried topics
-    untried = job.topics.untried_count(exclude=picks)
-    scouting = may_scout and untried < options.concurrency
-    return {"round": number, "batch": batch, "round_started": time.time(), "scouting": scouting}
+async def run_job(job: ExpansionJob) -> str:
+    """Keep `concurrency` syntheses in flight until the job stops; returns why it stopped.
+
+    On any exit (Ctrl-C, a bug, an outage past `--max-outage`) the work in flight is cancelled and
+    awaited, so the answers it already has reach its checkpoint before the error goes on."""
+    syntheses: dict[asyncio.Task[None], str] = {}  # task -> the topic it synthesizes
+    scouting: asyncio.Task[dict[str, Any]] | None = None
+    library, name = job.runtime.library, job.options.name
+
+    def start(identifier: str, topic: str) -> None:
+        job.emit("start", f"{identifier} {topic}", environment_id=identifier, topic=topic)
+        syntheses[asyncio.create_task(synthesize_topic(job, topic, identifier))] = topic
+
+    def pick() -> str | None:
+        """Fill the free slots, and scout beside them when untried topics run low; a reason when
+        the job must stop once the work in flight is done."""
+        nonlocal scouting
+        job.topics.set_counts(library.topic_tallies())
+        stop = fill_slots()
+        busy = list(syntheses.values())
+        may_scout = job.record.values.get("fruitless_scouts", 0) < _FRUITLESS_SCOUTS
+        low = job.topics.untried_count(exclude=busy) < job.options.concurrency
+        if stop is None and scouting is None and may_scout and low:
+            scouting = asyncio.create_task(scout_topics(job))
+        if stop is None and not syntheses and scouting is None:
+            return "the frontier is empty: every topic is retired"
+        return stop
+
+    def fill_slots() -> str | None:
+        while True:
+            counts = job.counts()  # the syntheses in flight are its running rows
+            stop = job.stop_reason(counts)
+            if stop or len(syntheses) >= job.options.concurrency:
+                return stop
+            if counts.accepted + len(syntheses) >= job.options.target:
+                return None  # never overshoot: wait for the verdicts in flight
+            rule, near = job.settings.frontier, job.runtime.novelty.similarity_to_accepted
+            picks = job.topics.frontier(1, rule, near, exclude=list(syntheses.values()))
+            if not picks:
+                return None
+            identifier = environment_id(name, counts.tried)  # the job's n-th synthesis
+            author, solver = job.runtime.model_name("author"), job.runtime.model_name("solver")
+            library.start(identifier, picks[0], author, solver, job=name)
+            start(identifier, picks[0])
+
+    try:
+        for running in library.environments(status=Status.RUNNING):
+            if running.job == name:  # in flight when the job was stopped: each resumes from its checkpoint
+                start(running.id, running.topic)
+        while True:
+            stop = pick()
+            if stop and not syntheses:
+                return stop
+            waiting = [*syntheses, *([scouting] if scouting else [])]
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            for task in done:
+                if task is scouting:
+                    scouting = None
+                    await job.record.write(**task.result(), active_seconds=job.active_seconds())
+                else:
+                    del syntheses[task]
+                    task.result()  # an error that stops the run goes on from here
+                    await job.record.write(active_seconds=job.active_seconds())
+    finally:
+        unfinished = [*syntheses, *([scouting] if scouting else [])]
+        for task in unfinished:
+            task.cancel()
+        await asyncio.gather(*unfinished, return_exceptions=True)
 
 
-def fan_out(state: ExpansionState) -> list[Send] | str:
-    if state.get("stop_reason"):
-        return END
-    sends = [Send("synthesize", item) for item in state["batch"]]
-    if state.get("scouting"):
-        sends.append(Send("scout", {"fruitless_scouts": state.get("fruitless_scouts", 0)}))
-    return sends
+async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> None:
+    """One synthesis to its verdict (resumed from its checkpoint if it has one)."""
 
-
-async def synthesize_topic(task: dict[str, str], runtime: Runtime[ExpansionJob]) -> dict[str, Any]:
-    job = runtime.context
-    topic, identifier = task["topic"], task["environment_id"]
-    job.emit("start", f"{identifier} {topic}", environment_id=identifier, topic=topic)
-
-    def on_update(node: str, _update: dict[str, Any]) -> None:
+    def on_update(node: str, update: dict[str, Any]) -> None:
+        usage = update.get("usage", {})
+        job.live_tokens[identifier] = (
+            job.live_tokens.get(identifier, 0) + usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+        )
         if job.on_event is not None:
-            job.on_event("stage", {"environment_id": identifier, "topic": topic, "node": node})
+            tokens = job.tokens_used(job.counts()) if usage else None
+            job.on_event(
+                "stage", {"environment_id": identifier, "topic": topic, "node": node, "tokens": tokens}
+            )
 
     name = job.options.name
     record = await result_or_fault(
-        lambda: isolated(
-            synthesize(job.runtime, topic, environment_id=identifier, job=name, on_update=on_update)
-        )
+        lambda: synthesize(job.runtime, topic, environment_id=identifier, job=name, on_update=on_update)
     )
     if isinstance(record, Exception):  # a bug on one environment must not end a job of hours
         status, reason = Status.ERROR, f"{type(record).__name__}: {record}"[:300]
-        library = job.runtime.library
-        library.start(identifier, topic, "?", None, job=name)
-        library.finish(
+        job.runtime.library.finish(
             identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage={}
         )
     else:
         status, reason = Status(record.status), record.reason
-    job.emit(status, f"{identifier} {topic}: {reason}", environment_id=identifier, topic=topic, status=status)
-    # a plain string in the state: the checkpoint would store a Status member as a typed extension
-    return {"finished": [{"environment_id": identifier, "topic": topic, "status": status.value}]}
+    job.live_tokens.pop(identifier, None)  # in the library's count from now on
+    counts = job.counts()
+    job.emit(
+        status,
+        f"{identifier} {topic}: {reason}",
+        environment_id=identifier,
+        topic=topic,
+        status=status,
+        counts=counts,
+        tokens=job.tokens_used(counts),  # the job's, the scout's included
+    )
 
 
-async def scout_topics(task: dict[str, Any], runtime: Runtime[ExpansionJob]) -> dict[str, Any]:
-    job = runtime.context
+async def scout_topics(job: ExpansionJob) -> dict[str, Any]:
+    """One scout call for new topics near the frontier; returns the job record's changes."""
+    fruitless = job.record.values.get("fruitless_scouts", 0)
     around = (
         job.topics.frontier(
             _SCOUT_CONTEXT, job.settings.frontier, job.runtime.novelty.similarity_to_accepted, exclude=()
@@ -222,52 +253,11 @@ async def scout_topics(task: dict[str, Any], runtime: Runtime[ExpansionJob]) -> 
     scouted = await result_or_fault(
         lambda: scout.brainstorm(job.runtime.endpoint("scout"), around, job.settings.scout_batch, known)
     )
-    if isinstance(scouted, Exception):  # the frontier goes on without new topics this round
+    if isinstance(scouted, Exception):  # the frontier goes on without new topics for now
         job.emit("scout", f"the scout could not be reached: {describe(scouted)}")
-        return {"scout_calls": 1, "fruitless_scouts": task["fruitless_scouts"] + 1}
+        return {"fruitless_scouts": fruitless + 1}
     added = await job.add_topics(scouted.topics, "scouted", parents=around)
-    job.emit("scout", f"+{len(added)} topics: {', '.join(added) or '(none new)'}", added=added)
-    return {
-        "scout_usage": scouted.reply.usage(),
-        "scout_calls": 1,
-        "fruitless_scouts": 0 if added else task["fruitless_scouts"] + 1,
-    }
-
-
-async def record(state: ExpansionState, runtime: Runtime[ExpansionJob]) -> dict[str, Any]:
-    job = runtime.context
-    now = time.time()
-    started = max(state.get("round_started", now), job.process_started)
-    counts = job.counts()
-    tokens = job.tokens_used(state, counts)
-    job.emit(
-        "round",
-        f"#{state.get('round', 0)} done: {counts.accepted}/{job.options.target} accepted, {tokens:,} tokens",
-        counts=counts,
-        tokens=tokens,  # the scout's included
-    )
-    return {"finished": None, "active_seconds": state.get("active_seconds", 0.0) + (now - started)}
-
-
-async def isolated(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a nested graph in a fresh context: it must not inherit this node's LangGraph config
-    (its checkpoint namespace would turn it into a subgraph of the job's thread)."""
-    task = asyncio.get_running_loop().create_task(coroutine, context=contextvars.Context())
-    return await task  # cancelling the caller cancels the task too
-
-
-def _build() -> CompiledStateGraph:
-    graph = StateGraph(ExpansionState, context_schema=ExpansionJob)
-    graph.add_node("plan", plan)
-    graph.add_node("synthesize", synthesize_topic)
-    graph.add_node("scout", scout_topics)
-    graph.add_node("record", record)
-    graph.add_edge(START, "plan")
-    graph.add_conditional_edges("plan", fan_out, ["synthesize", "scout", END])
-    graph.add_edge("synthesize", "record")
-    graph.add_edge("scout", "record")
-    graph.add_edge("record", "plan")
-    return graph.compile()  # without a checkpointer: the job binds the runtime's (graph/expansion.py)
-
-
-EXPANSION_GRAPH = _build()
+    usage = scouted.reply.usage()
+    tokens = job.tokens_used(job.counts()) + usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+    job.emit("scout", f"+{len(added)} topics: {', '.join(added) or '(none new)'}", added=added, tokens=tokens)
+    return {"scout_usage": usage, "fruitless_scouts": 0 if added else fruitless + 1}

@@ -43,9 +43,9 @@ class WorkspaceBusy(RuntimeError):
     """Another expansion job runs in this workspace (they would both write its topic graph)."""
 
 
-def environment_id(job: str, round_number: int, slot: int) -> str:
-    """Deterministic, so a replayed round resumes the same syntheses instead of starting new ones."""
-    return hashlib.sha256(f"{job}/{round_number}/{slot}".encode()).hexdigest()[:12]
+def environment_id(job: str, number: int) -> str:
+    """The id of the job's `number`-th synthesis (from 0): the same topic tried twice gets two."""
+    return hashlib.sha256(f"{job}/synthesis/{number}".encode()).hexdigest()[:12]
 
 
 @contextlib.contextmanager

@@ -76,6 +76,19 @@ class UnknownEnvironment(KeyError):
     """No environment with that id (or id prefix) is in the library."""
 
 
+class AmbiguousEnvironment(UnknownEnvironment):
+    """An id prefix that more than one environment's id starts with."""
+
+    def __init__(self, prefix: str, matches: list[str]) -> None:
+        super().__init__(prefix)
+        self.prefix = prefix
+        self.matches = matches
+
+    def __str__(self) -> str:
+        shown = ", ".join(self.matches[:3]) + (", …" if len(self.matches) > 3 else "")
+        return f"ambiguous: {len(self.matches)} environments start with {self.prefix!r} ({shown})"
+
+
 def source_hash(source: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()
 
@@ -206,17 +219,21 @@ class Library:
         return self.get(environment_id)
 
     def get(self, environment_id: str) -> EnvironmentRecord:
-        """An environment by id, or by a unique prefix of its id (as `resyn library show` takes it)."""
-        rows = self._db.execute(
-            "SELECT * FROM environments WHERE id = ? OR id LIKE ? LIMIT 2",
-            (environment_id, environment_id.replace("%", "") + "%"),
-        )
-        exact = [row for row in rows if row["id"] == environment_id]
-        if exact:
-            return EnvironmentRecord.from_row(exact[0])
-        if len(rows) != 1:
-            raise UnknownEnvironment(environment_id)
-        return EnvironmentRecord.from_row(rows[0])
+        """An environment by id, or by a unique prefix of its id (as `resyn library show` takes it);
+        a prefix of several ids raises `AmbiguousEnvironment`, which names some of them."""
+        row = self._db.one("SELECT * FROM environments WHERE id = ?", (environment_id,))
+        if row is None:
+            rows = self._db.execute(
+                "SELECT id FROM environments WHERE id LIKE ? ORDER BY id",
+                (environment_id.replace("%", "") + "%",),
+            )
+            matches = [match["id"] for match in rows]
+            if len(matches) > 1:
+                raise AmbiguousEnvironment(environment_id, matches)
+            if not matches:
+                raise UnknownEnvironment(environment_id)
+            row = self._db.one("SELECT * FROM environments WHERE id = ?", (matches[0],))
+        return EnvironmentRecord.from_row(row)
 
     def environments(self, status: str | None = None) -> list[EnvironmentRecord]:
         query, arguments = "SELECT * FROM environments", ()

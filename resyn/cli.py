@@ -14,6 +14,7 @@ from resyn.commands.doctor import doctor
 from resyn.commands.evaluate import eval_app
 from resyn.commands.expand import expand, jobs
 from resyn.commands.export import export
+from resyn.commands.importing import import_app
 from resyn.commands.library import library_app
 from resyn.commands.mcp import mcp
 from resyn.commands.report import report
@@ -43,6 +44,7 @@ app.add_typer(eval_app, name="eval")
 app.command()(doctor)
 app.command()(validate)
 app.command()(sample)
+app.add_typer(import_app, name="import")
 
 
 def main() -> None:

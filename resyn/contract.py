@@ -1,4 +1,4 @@
-"""The environment contract (v1) as types: see docs/contract.md.
+"""The environment contract (v2) as types and thresholds: see docs/contract.md.
 
 Everything that speaks the contract — kernel harness, validator, library, exporters — takes
 its names and limits from here, so a change to the contract is a change to this one module.
@@ -11,7 +11,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, Field
 
-CONTRACT_VERSION = 1
+CONTRACT_VERSION = 2
 
 NAME_PATTERN = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)*$")
 NAME_LENGTH = (3, 64)
@@ -19,7 +19,16 @@ DIFFICULTIES = (1, 2, 3, 4, 5)
 MAX_QUESTION_CHARS = 8_000
 GENERATE_SECONDS = 2.0
 VERIFY_SECONDS = 1.0
-LEAK_MIN_CHARS = 6
+LEAK_MIN_CHARS = 6  # shorter witnesses ("8", "yes") appear in questions by coincidence
+# diverse: questions drawn per difficulty to estimate the instance space (fewer when generate is slow)
+DIVERSITY_DRAWS = 64
+MIN_INSTANCE_SPACE = 100  # distinct questions per difficulty a training run needs at the least
+REJECTION_FLOOR = 0.5  # rejects_wrong: share of other instances' witnesses verify must score below 1.0
+# no_shortcut: a trick derived from the question may pay on at most this share of instances, and on
+# at most SHORTCUT_MARGIN more than blind guessing (another instance's witness) pays
+SHORTCUT_SHARE = 0.2
+SHORTCUT_MARGIN = 0.2
+GRADED_MIN_T = 3.0  # graded: a size must grow from level 1 to level 5 by this many standard errors
 
 CHECK_NAMES = (
     "loads",
@@ -30,6 +39,8 @@ CHECK_NAMES = (
     "rejects_wrong",
     "robust",
     "no_leak",
+    "graded",
+    "no_shortcut",
     "no_side_effects",
     "within_limits",
 )

@@ -27,12 +27,12 @@ class Dashboard:
     def __init__(self, console: Console, job: str, models: str, target: int, counts: JobCounts) -> None:
         self.console = console
         self.job, self.models, self.target = job, models, target
-        self.by_status: dict[str, int] = dict(counts.by_status)  # as of the last round, + verdicts since
+        self.by_status: dict[str, int] = dict(counts.by_status)  # as of the last verdict
         self.accepted_at_start = counts.accepted
         self.started = time.monotonic()
         self.in_flight: dict[str, tuple[str, str]] = {}  # environment id -> (topic, stage)
         self.recent: deque[Text] = deque(maxlen=_RECENT)
-        self.tokens = counts.tokens  # + scouting, per round
+        self.tokens = counts.tokens  # the job's, scouting included, as each LLM call finishes
         self.paused: str | None = None  # why the job waits: an endpoint that does not answer
         self.live = Live(console=console, refresh_per_second=4, auto_refresh=True, transient=False)
 
@@ -51,18 +51,17 @@ class Dashboard:
 
     def on_event(self, kind: str, data: dict[str, Any]) -> None:
         identifier = data.get("environment_id")
+        if data.get("tokens") is not None:
+            self.tokens = data["tokens"]
         if kind == "start":
             self.in_flight[identifier] = (data["topic"], "draft")
         elif kind == "stage" and identifier in self.in_flight:
             self.in_flight[identifier] = (data["topic"], data["node"])
         elif kind in ("paused", "resumed"):
             self.paused = data["line"] if kind == "paused" else None
-        elif kind == "round":
-            self.by_status = dict(data["counts"].by_status)
-            self.tokens = data["tokens"]
         elif "status" in data:
             self.in_flight.pop(identifier, None)
-            self.by_status[kind] = self.by_status.get(kind, 0) + 1
+            self.by_status = dict(data["counts"].by_status)
         if kind == "stage":
             if self.console.is_terminal:
                 self.live.update(self.render())

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr
+from pydantic import BaseModel, Field, SecretStr, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -32,6 +32,14 @@ class KernelSettings(BaseModel):
     output_limit_bytes: int = Field(64_000, description="stdout/stderr kept per execution")
     output_abort_bytes: int = Field(4_000_000, description="output volume at which an execution is stopped")
     max_uses: int = Field(100, description="leases before a kernel is replaced anyway")
+    tmp_size_mb: int = Field(
+        256, description="size of each kernel's private /tmp under bwrap (held in memory)"
+    )
+    preload: list[str] = Field(
+        default_factory=list,
+        description="modules every kernel imports when it starts, before its audit hook is armed, and keeps "
+        "across resets; Settings sets it to validator.allowed_imports",
+    )
     sandbox: SandboxMode = Field(
         "bwrap",
         description="the OS sandbox around every kernel: bwrap (bubblewrap), or none to run code unconfined",
@@ -192,6 +200,14 @@ class Settings(BaseSettings):
     synthesis: SynthesisSettings = SynthesisSettings()
     expansion: ExpansionSettings = ExpansionSettings()
     tools: ToolSettings = ToolSettings()
+
+    @model_validator(mode="after")
+    def _kernels_preload_the_allowed_imports(self) -> Settings:
+        """One list: what environments may import is what every kernel imports when it starts
+        (docs/validation.md, "Allowed imports"); the pools get it with `kernel`."""
+        if self.kernel.preload != self.validator.allowed_imports:
+            self.kernel = self.kernel.model_copy(update={"preload": list(self.validator.allowed_imports)})
+        return self
 
     def model_for(self, role: str) -> ResolvedModel:
         override: RoleSettings = getattr(self, role)

@@ -6,23 +6,27 @@ import ast
 import asyncio
 import json
 import time
-import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from example_library import build_example_library
+from json_schemas import untyped_objects
+from langchain.agents import create_agent
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 from langchain_core.outputs import ChatGeneration, ChatResult
-from langgraph.prebuilt import create_react_agent
+from langchain_core.utils.function_calling import convert_to_openai_tool
 
 from resyn.agents.exemplars import EXEMPLAR_DIR
+from resyn.contract import CHECK_NAMES
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.novelty import novelty_text
 from resyn.memory.topics import TopicGraph
 from resyn.settings import Settings, ToolSettings
+from resyn.tools.agent_tool_specs import TOOL_SPECS, VerifyAnswerArgs
 from resyn.tools.agent_tools import Toolbox, ToolError, langchain_tools
 from resyn.tools.kernel_pool import KernelPool
 
@@ -160,9 +164,7 @@ async def test_a_langgraph_agent_calls_every_tool(
     model = ScriptedToolCaller(steps=[find, sample, verify, validate_and_run, lambda _: AIMessage("done")])
     toolbox_settings = tool_settings(settings, workspace)
     async with Toolbox(toolbox_settings, pool=pool, embedder=embedder) as toolbox:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)  # it moved to langchain.agents, not installed
-            agent = create_react_agent(model, langchain_tools(toolbox))
+        agent = create_agent(model, langchain_tools(toolbox))
         final = await agent.ainvoke({"messages": [("user", "try every resyn tool")]})
 
     replies = [m for m in final["messages"] if isinstance(m, ToolMessage)]
@@ -183,7 +185,7 @@ async def test_a_langgraph_agent_calls_every_tool(
     assert replies[4].status == "error"
     assert "no environment with id" in replies[4].content and "\n" not in replies[4].content
     report = json.loads(replies[5].content)
-    assert report["valid"] and len(report["checks"]) == 10
+    assert report["valid"] and [check["name"] for check in report["checks"]] == list(CHECK_NAMES)
     ran = json.loads(replies[6].content)
     assert ran["status"] == "ok" and ran["result"] == "45"
     assert not any(name in ran["stdout"] for name in SECRET_NAMES)
@@ -272,6 +274,12 @@ async def test_a_crashed_session_restarts_and_says_its_state_is_gone(toolbox: To
         ("sample_instances", {"source": "NAME = 1"}, "sampling failed: "),
         ("run_python", {"code": "1", "sesion_id": "a"}, "sesion_id: Extra inputs are not permitted"),
         ("verify_answer", {"source": VALID, "answer": "1"}, "instance: Field required"),
+        (
+            "verify_answer",
+            {"source": VALID, "instance": "{question: 1}", "answer": "1"},
+            "instance: expected a JSON object, got a string that is not JSON",
+        ),
+        ("verify_answer", {"source": VALID, "instance": "[1]", "answer": "1"}, "instance: Input should be a"),
         ("write_file", {}, "no tool named 'write_file'"),
     ],
 )
@@ -295,3 +303,40 @@ async def test_find_similar_in_an_empty_workspace_needs_no_model(
         found = await box.call("find_similar", {"text": "graph colouring"})
     assert found == {"environments": [], "topics": []}
     assert not (tmp_path / "library.sqlite").exists()  # a look-up creates no workspace
+
+
+def test_every_schema_a_client_is_shown_says_which_arguments_are_objects(settings: Settings) -> None:
+    """Type-driven clients (the MCP Inspector) send the value of a property without a type as a string."""
+    schemas = {spec.name: spec.input_schema() for spec in TOOL_SPECS}
+    schemas |= {f"{spec.name} result": spec.output_schema() for spec in TOOL_SPECS}
+    schemas |= {
+        f"langchain {tool.name}": convert_to_openai_tool(tool)["function"]["parameters"]
+        for tool in langchain_tools(Toolbox(settings))
+    }
+    untyped = {name: untyped_objects(schema) for name, schema in schemas.items()}
+    assert untyped == {name: [] for name in schemas}
+    assert untyped_objects(VerifyAnswerArgs.model_json_schema()) == ["instance"]  # pydantic's own schema
+    instance = schemas["verify_answer"]["properties"]["instance"]
+    assert instance["required"] == ["question", "witness"]
+    assert instance["description"] == "the instance exactly as sample_instances returned it"
+
+
+async def test_verify_answer_takes_arguments_as_type_driven_clients_send_them(toolbox: Toolbox) -> None:
+    """The Inspector's CLI reads `answer=1272` as the number 1272; some clients send objects as JSON text."""
+    [instance] = (await toolbox.call("sample_instances", {"source": VALID, "count": 1}))["instances"]
+    arguments = {"source": VALID, "instance": json.dumps(instance), "answer": int(instance["witness"])}
+    assert await toolbox.call("verify_answer", arguments) == {"score": 1.0, "correct": True}
+
+
+@pytest.mark.parametrize("prefix", ["0", 0])  # 0: as the Inspector's CLI sends `environment_id=0`
+async def test_an_id_prefix_that_several_environments_share_is_ambiguous(
+    settings: Settings, tmp_path: Path, prefix: str | int
+) -> None:
+    build_example_library(tmp_path).close()  # twelve environments, 00ababababab to 11ababababab
+    async with Toolbox(tool_settings(settings, tmp_path)) as box:
+        with pytest.raises(ToolError) as raised:
+            await box.call("sample_instances", {"environment_id": prefix})
+    assert str(raised.value) == (
+        "ambiguous: 10 environments start with '0' (00ababababab, 01ababababab, 02ababababab, …): "
+        "give more of the id"
+    )

@@ -29,3 +29,30 @@ def test_an_outage_shows_as_paused_until_the_endpoint_answers_again() -> None:
         assert "PAUSED" not in rendered(dashboard)
     lines = log.file.getvalue().splitlines()
     assert lines[1].endswith(f"paused {DOWN}") and lines[2].endswith("answers again after 20 s: resumed")
+
+
+def test_tokens_move_as_calls_finish_and_counts_as_verdicts_arrive() -> None:
+    log = Console(file=io.StringIO(), width=200)
+    with Dashboard(log, "night", "author: m", 10, JobCounts({Status.ACCEPTED: 2}, 500, 100)) as dashboard:
+        assert "tokens 600 ·" in rendered(dashboard)
+        dashboard.on_event("start", {"line": "e1 sorting", "environment_id": "e1", "topic": "sorting"})
+        dashboard.on_event(
+            "stage", {"environment_id": "e1", "topic": "sorting", "node": "draft", "tokens": 1_200}
+        )
+        screen = rendered(dashboard)
+        assert "tokens 1,200 ·" in screen and "in flight 1" in screen and "draft" in screen
+        dashboard.on_event(
+            "stage", {"environment_id": "e1", "topic": "sorting", "node": "validate", "tokens": None}
+        )
+        assert "tokens 1,200 ·" in rendered(dashboard)  # a step without an LLM call leaves it
+        verdict = {
+            "line": "e1 sorting: valid",
+            "environment_id": "e1",
+            "topic": "sorting",
+            "status": Status.ACCEPTED,
+            "counts": JobCounts({Status.ACCEPTED: 3}, 1_000, 400),
+            "tokens": 1_400,
+        }
+        dashboard.on_event(Status.ACCEPTED, verdict)
+        screen = rendered(dashboard)
+        assert "accepted 3/10" in screen and "tokens 1,400 ·" in screen and "in flight 0" in screen

@@ -9,12 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import time
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from resyn.testing.fake_openai import FakeOpenAI, scripted_world_reply
+from resyn.testing.fake_openai import FakeOpenAI, role_of, scripted_world_reply
 from resyn.testing.jobs import JOB, job_environment, run_resyn
 from resyn.testing.jobs import start_resyn as start
 
@@ -61,7 +62,12 @@ def job_state(env: dict[str, str], name: str) -> str:
     return next(row["state"] for row in json.loads(listed.stdout) if row["job"] == name)
 
 
-def test_kill_9_then_resume_loses_nothing_and_repeats_no_finished_call(
+def asked(requests: list[dict]) -> Counter:
+    """How often each distinct request (its messages) was made."""
+    return Counter(json.dumps(request["messages"], sort_keys=True) for request in requests)
+
+
+def test_kill_9_mid_probe_then_resume_loses_nothing_and_repeats_no_finished_call(
     server: FakeOpenAI, tmp_path: Path
 ) -> None:
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
@@ -72,25 +78,32 @@ def test_kill_9_then_resume_loses_nothing_and_repeats_no_finished_call(
 
     env = environment(server, killed_dir)
     process = start(env, "expand", *JOB, "--job", "k")
-    wait_for_requests(server, process, reference_calls + 30)  # mid-job, mid-probe
+    wait_for_requests(server, process, reference_calls + 30)  # mid-job
+    while server.roles()[-1] != "solver":  # mid-probe: a solver's question was just asked
+        wait_for_requests(server, process, len(server.requests) + 1)
     # Calls in flight stay unanswered; those answered have a moment to reach the checkpoint (the
     # write after an LLM reply takes milliseconds: a kill inside that window repeats that call).
     server.hold()
     time.sleep(1.0)
     process.send_signal(signal.SIGKILL)
     process.wait(timeout=30)
-    unfinished_at_kill = len(server.requests) - server.answered
+    at_kill, answered = len(server.requests), set(server.answered_requests)
     server.release()
     assert job_state(env, "k") == "stopped"
+    killed_run = range(reference_calls, at_kill)
+    unanswered = [server.requests[index] for index in killed_run if index not in answered]
+    answered_before_the_kill = [server.requests[index] for index in killed_run if index in answered]
+    assert "solver" in [role_of(request["messages"]) for request in unanswered]
 
     resumed = resyn(env, "expand", "--resume", "k")
     assert resumed.returncode == 0, resumed.stderr
     assert "target reached: 6 accepted" in resumed.stdout
     assert accepted(killed_dir) == accepted(reference_dir)  # same environments, none lost or doubled
     assert "running" not in statuses(killed_dir)
-    calls_with_the_kill = len(server.requests) - reference_calls
-    assert unfinished_at_kill > 0
-    assert calls_with_the_kill <= reference_calls + unfinished_at_kill
+    # every request of the killed job and its resume was one of the reference job's, and none that
+    # was answered before the kill (a probe's answers included) was asked again
+    made = asked(answered_before_the_kill) + asked(server.requests[at_kill:])
+    assert not made - (asked(server.requests[:reference_calls]) + asked(unanswered))
     assert job_state(env, "k") == "finished"
 
 

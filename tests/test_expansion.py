@@ -254,7 +254,7 @@ def expression(rng, depth):
 
 def generate(seed: int, difficulty: int) -> dict:
     rng = random.Random(seed * 1000 + difficulty)
-    text = expression(rng, difficulty + 1)
+    text = expression(rng, difficulty + 2)
     return {"question": f"{text} is", "witness": str(eval(text)), "meta": {"expression": text}}
 
 
@@ -266,7 +266,7 @@ def verify(instance: dict, answer: str) -> float:
 def solves_shallow_expressions(messages: list[BaseMessage]) -> str:
     expression = str(messages[-1].content).split(" is")[0]
     return (
-        f"<answer>{eval(expression)}</answer>" if expression.count("(") + expression.count(" ") < 12 else "no"
+        f"<answer>{eval(expression)}</answer>" if expression.count("(") + expression.count(" ") < 24 else "no"
     )
 
 

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from example_library import build_example_library
 
-from resyn.contract import ANSWER_INSTRUCTION, LEAK_MIN_CHARS
+from resyn.contract import ANSWER_INSTRUCTION, CONTRACT_VERSION, LEAK_MIN_CHARS
 from resyn.evals.export import (
     ExportError,
     ExportOptions,
@@ -136,7 +136,7 @@ def test_the_bundle_holds_each_source_with_the_hash_rows_and_manifest_name(expor
 
 def test_the_manifest_says_what_was_exported_and_how(exported: dict[str, Path]) -> None:
     manifest = json.loads((exported["parquet"] / "manifest.json").read_text())
-    assert manifest["resyn_version"] and manifest["contract_version"] == 1
+    assert manifest["resyn_version"] and manifest["contract_version"] == CONTRACT_VERSION
     assert manifest["counts"]["rows"] == {"train": 80, "test": 30}
     assert manifest["counts"]["by_difficulty"] == {str(level): 22 for level in range(1, 6)}
     assert manifest["options"] == {

@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from resyn.settings import KernelSettings
 from resyn.tools import harness
 from resyn.tools.kernel import KERNEL_DIR_PREFIX, Kernel, sandbox_kernel_pids
 from resyn.tools.kernel_pool import KernelPool
@@ -26,7 +27,7 @@ async def test_a_kernel_sees_a_scrubbed_environment_and_its_own_directory(
     assert "OPENAI_API_KEY" not in environment
     assert environment["PYTHONHASHSEED"] == str(kernel.hash_seed)
     assert os.path.basename(cwd).startswith(KERNEL_DIR_PREFIX)
-    assert environment["HOME"] == cwd
+    assert (environment["HOME"], environment["TMPDIR"]) == (kernel.area.home, kernel.area.tmp)
 
 
 async def test_a_reply_crosses_as_json(pool: KernelPool) -> None:
@@ -42,7 +43,7 @@ async def test_a_reply_crosses_as_json(pool: KernelPool) -> None:
     ("code", "kind"),
     [
         ("open('out.txt', 'w')", "file_write"),
-        ("import os; os.open('/tmp/resyn-x', os.O_WRONLY | os.O_CREAT)", "file_write"),
+        ("import os; os.open(os.path.join(os.getcwd(), 'x'), os.O_WRONLY | os.O_CREAT)", "file_write"),
         ("import os; os.remove('/etc/hostname')", "file_write"),
         ("import subprocess; subprocess.run(['true'])", "process"),
         ("import os; os.system('true')", "process"),
@@ -167,6 +168,119 @@ async def test_a_kernel_whose_stdlib_was_monkeypatched_is_replaced(pool: KernelP
             assert kernel.pid != tampered_pid
             result = await kernel.execute("import random; random.random() != 0.5")
             assert result.display == "True"
+
+
+async def test_a_kernel_that_imported_a_compiled_module_is_replaced_not_reset(settings) -> None:
+    """A reset drops the modules an environment imported; an extension module's state lives in C,
+    beyond its reach, and some (numpy's) cannot be imported a second time in one process."""
+    kernel = Kernel(settings.kernel)
+    await kernel.start()
+    try:
+        await kernel.execute("import colorsys")  # pure Python: a reset takes it back
+        assert await harness.reset(kernel)
+        before = await kernel.execute("import sys\n'cmath' in sys.modules")
+        assert before.display == "False", "cmath must not be preloaded for this test to mean anything"
+        await kernel.execute("import cmath")
+        assert not await harness.reset(kernel)
+        assert kernel.dirty
+    finally:
+        await kernel.shutdown()
+
+
+TIMED = textwrap.dedent(
+    """
+    import time
+    NAME = "timed"
+    TOPIC = "time limits"
+    DESCRIPTION = "Spends its time as the seed says."
+
+    def generate(seed, difficulty):
+        if seed == 1:
+            while True:
+                pass
+        if seed == 2:
+            time.sleep(0.6)
+        if seed == 3:
+            time.sleep(3600)
+        if seed == 4:
+            while True:
+                try:
+                    while True:
+                        pass
+                except BaseException:
+                    pass
+        return {"question": "What is 1 + 1?", "witness": "2", "meta": {}}
+
+    def verify(instance, answer):
+        return float(answer == instance["witness"])
+    """
+)
+LIMIT_S = 0.2  # so the wall-clock backstop is 1 s
+
+
+async def generated(kernel: Kernel, seed: int) -> dict:
+    """generate(seed, 1) of TIMED under a 0.2 s limit, as the harness reports it."""
+    loaded = await kernel.call("load", TIMED, [], 5.0, 1000)
+    assert loaded.value["status"] == "ok", loaded.value
+    result = await kernel.call("generate_batch", [[seed, 1]], LIMIT_S, 1000, timeout=30)
+    return result.value[0]
+
+
+async def test_a_call_is_stopped_by_its_cpu_time(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        call = await generated(kernel, seed=1)
+    assert call["status"] == "timeout"
+    assert call["error"].startswith("exceeded 0.2 s of CPU time")
+
+
+async def test_waiting_past_the_limit_but_within_the_backstop_passes(pool: KernelPool) -> None:
+    """The limit judges the computation (CPU time), not the machine's load or a wait."""
+    async with pool.lease() as kernel:
+        call = await generated(kernel, seed=2)
+    assert call["status"] == "ok"
+    assert call["seconds"] > LIMIT_S > call["cpu_seconds"]
+
+
+async def test_a_hang_is_stopped_by_the_wall_clock_backstop_after_one_retry(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        call = await generated(kernel, seed=3)
+    assert call["status"] == "timeout"
+    assert call["error"] == "ran 1 s of wall time (backstop, retried once)"
+
+
+async def test_code_that_swallows_its_cpu_time_limit_ends_its_kernel(settings) -> None:
+    kernel = Kernel(settings.kernel)
+    await kernel.start()
+    try:
+        first_pid = kernel.pid
+        loaded = await kernel.call("load", TIMED, [], 5.0, 1000)
+        assert loaded.value["status"] == "ok"
+        result = await kernel.call("generate_batch", [[4, 1]], LIMIT_S, 1000, timeout=30)
+        assert result.status == "crashed"
+        assert "caught its time limit" in result.error
+        assert kernel.pid != first_pid
+    finally:
+        await kernel.shutdown()
+
+
+async def test_without_the_os_sandbox_every_write_is_a_side_effect(tmp_path) -> None:
+    """Unconfined, /tmp is the host's: there is no private place to write to."""
+    kernel = Kernel(KernelSettings(sandbox="none"))
+    await kernel.start()
+    target = tmp_path / "written-by-a-kernel"
+    try:
+        result = await harness.run_code(kernel, f"open({str(target)!r}, 'w')")
+        assert result.error.startswith("PermissionError")
+        assert [event["kind"] for event in result.events] == ["file_write"]
+        assert not target.exists()
+    finally:
+        await kernel.shutdown()
+
+
+async def test_making_a_directory_that_exists_is_no_side_effect(pool: KernelPool) -> None:
+    async with pool.lease() as kernel:
+        result = await harness.run_code(kernel, "import os\nos.makedirs(os.getcwd(), exist_ok=True)")
+    assert (result.status, result.events, kernel.dirty) == ("ok", [], False)
 
 
 POOL_SCRIPT = textwrap.dedent(

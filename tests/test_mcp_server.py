@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from json_schemas import untyped_objects
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.types import CallToolResult
@@ -77,6 +78,10 @@ async def test_the_server_lists_every_tool_and_serves_each(tmp_path: Path, fake_
     assert [tool.name for tool in listed] == TOOLS
     assert all(tool.description and tool.input_schema["type"] == "object" for tool in listed)
     assert listed[0].input_schema["required"] == ["code"]
+    untyped = {
+        tool.name: untyped_objects(tool.input_schema) + untyped_objects(tool.output_schema) for tool in listed
+    }
+    assert untyped == {name: [] for name in TOOLS}
     assert ran["status"] == "ok" and "PATH" in ran["result"]
     assert "API_KEY" not in ran["result"] and fake_api_key not in ran["result"]
     assert report["valid"] and report["name"] == "list-sum"

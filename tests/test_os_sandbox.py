@@ -21,8 +21,9 @@ import pytest
 
 from resyn.settings import Settings
 from resyn.testing.jobs import run_resyn
+from resyn.tools import harness
 from resyn.tools.agent_tools import Toolbox
-from resyn.tools.kernel import sandbox_kernel_pids
+from resyn.tools.kernel import Kernel, sandbox_kernel_pids
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.os_sandbox import UNCONFINED_WARNING
 from resyn.tools.sampler import sample_in_kernel
@@ -194,12 +195,12 @@ async def test_a_forked_child_dies_with_its_kernel(settings: Settings, outside: 
         write_file({str(proof)!r}, "outlived")
         libc._exit(0)
     """
-    before = set(sandbox_kernel_pids())
+    before = set(sandbox_kernel_pids(owner=os.getpid()))
     async with KernelPool(settings.kernel) as own_pool:
         await validated_then_good(own_pool, settings, hostile(attack))
     time.sleep(4)
     assert not proof.exists()
-    assert set(sandbox_kernel_pids()) <= before  # nothing of that pool is left
+    assert set(sandbox_kernel_pids(owner=os.getpid())) <= before  # nothing of that pool is left
 
 
 async def test_signals_cannot_reach_outside(pool: KernelPool, settings: Settings) -> None:
@@ -236,3 +237,54 @@ def test_without_bubblewrap_no_code_runs_and_one_line_says_why(tmp_path: Path) -
     )
     assert unconfined.returncode == 0, unconfined.stderr
     assert UNCONFINED_WARNING in unconfined.stderr
+
+
+LIBRARY_CACHES = """
+import os, shutil, tempfile
+cache = os.path.expanduser("~/.cache/library")
+os.makedirs(cache, exist_ok=True)
+with open(os.path.join(cache, "index.json"), "w") as index:
+    index.write("{}")
+with tempfile.NamedTemporaryFile("w") as scratch:
+    scratch.write("x")
+folder = tempfile.mkdtemp()
+open(os.path.join(folder, "part"), "w").close()
+shutil.rmtree(folder)
+os.replace(os.path.join(cache, "index.json"), "/tmp/index.json")
+os.remove("/tmp/index.json")
+"""
+
+
+async def test_writes_inside_the_private_tmp_are_no_side_effects(pool: KernelPool) -> None:
+    """What libraries do with their caches and temporary files lands in the kernel's own tmpfs."""
+    async with pool.lease() as kernel:
+        result = await harness.run_code(kernel, LIBRARY_CACHES)
+    assert (result.status, result.error, result.events, kernel.dirty) == ("ok", None, [], False)
+
+
+@pytest.mark.parametrize(
+    "code",
+    [
+        "open('beside-the-connection-file', 'w')",  # relative: the work directory, bound from the host
+        "import os; open(os.path.join(os.getcwd(), 'x'), 'w')",
+        "import os; os.remove(os.path.join(os.getcwd(), '.kernel.json'))",
+        "import os; os.symlink(os.getcwd(), '/tmp/work'); open('/tmp/work/x', 'w')",  # through /tmp
+        "import os; os.chdir('/tmp'); open('relative', 'w')",  # relative to what, the event does not say
+    ],
+)
+async def test_writes_that_may_reach_a_host_folder_are_side_effects(pool: KernelPool, code: str) -> None:
+    async with pool.lease() as kernel:
+        result = await harness.run_code(kernel, code)
+    assert result.error.startswith("PermissionError")
+    assert [event["kind"] for event in result.events] == ["file_write"]
+    assert kernel.dirty
+
+
+async def test_the_private_tmp_holds_no_more_than_its_size(settings: Settings) -> None:
+    kernel = Kernel(settings.kernel.model_copy(update={"tmp_size_mb": 1}))
+    await kernel.start()
+    try:
+        result = await harness.run_code(kernel, "open('/tmp/big', 'wb').write(bytes(2 * 1024 * 1024))")
+    finally:
+        await kernel.shutdown()
+    assert "No space left on device" in result.error

@@ -3,11 +3,19 @@ reasoning-gym adapter, scoring exported rows with the environments' own verify i
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import importlib.util
 import json
 import os
 import shutil
+import sys
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import pytest
 from example_library import build_example_library
@@ -19,6 +27,13 @@ from resyn.tools.ground_truth import GroundTruth
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.reasoning_gym_adapter import ResynDataset, read_rows
 from resyn.tools.rewards import RewardItem, RewardScorer, RewardSetupError, item_from_completion
+
+if TYPE_CHECKING:
+    import functools
+
+    from omegaconf import DictConfig
+    from transformers import PreTrainedTokenizerFast
+    from verl import DataProto
 
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")  # datasets must never reach for the hub here
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -188,3 +203,175 @@ def test_the_reasoning_gym_adapter_offers_entries_and_scores_answers(export_dir:
         dataset.close()
     with pytest.raises(KeyError, match="no 'validation' split"):
         ResynDataset(export_dir, split="validation")
+
+
+def load_like_verl(path: Path) -> ModuleType:
+    """What verl 0.7–0.9's `load_extern_object(path, name)` does with a file path (verl/utils/
+    import_utils.py, `load_module`): execute the file as a fresh module under a made-up name, never
+    registered in sys.modules (so a module-level @dataclass under postponed annotations fails)."""
+    spec = importlib.util.spec_from_file_location(f"custom_module_{hash(os.path.abspath(path))}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_reward_file_loads_and_scores_when_executed_from_its_path(
+    export_dir: Path, rows: list[dict]
+) -> None:
+    """As verl's reward loop calls it: the file executed from its path, then compute_score once per
+    sample from a thread pool, all at once, the first calls racing to set up the scorer."""
+    module = load_like_verl(Path(rewards.__file__))
+    assert module.__name__ not in sys.modules and module.compute_score is not rewards.compute_score
+    reward_kwargs = {"environments_dir": str(export_dir / "environments")}  # verl's reward_kwargs
+    completions, expected = half_right(rows[:8])
+
+    def score(row: dict, completion: str) -> float:
+        return module.compute_score(
+            data_source=row["data_source"],
+            solution_str=completion,
+            ground_truth=row["reward_model"]["ground_truth"],
+            extra_info=row["extra_info"],
+            **reward_kwargs,
+        )
+
+    try:
+        with ThreadPoolExecutor(max_workers=8) as threads:
+            assert list(threads.map(score, rows[:8], completions)) == expected
+    finally:
+        module.default_scorer().close()
+
+
+def test_first_calls_from_many_threads_at_once_share_one_scorer(export_dir: Path) -> None:
+    module = load_like_verl(Path(rewards.__file__))  # a fresh module: no scorer yet
+    start = threading.Barrier(8)
+
+    def first_call(_: int) -> RewardScorer:
+        start.wait()
+        return module.default_scorer(export_dir / "environments")
+
+    with ThreadPoolExecutor(max_workers=8) as threads:
+        scorers = list(threads.map(first_call, range(8)))
+    assert len({id(scorer) for scorer in scorers}) == 1
+    scorers[0].close()
+
+
+# verl itself, where it is installed (not a dependency: see docs/export.md for a CPU-only install).
+
+
+def byte_tokenizer() -> PreTrainedTokenizerFast:
+    """A real tokenizer built offline: one token per byte, so any text decodes back exactly."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    core = Tokenizer(models.BPE(vocab={char: index for index, char in enumerate(alphabet)}, merges=[]))
+    core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    core.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=core, pad_token=alphabet[0])
+
+
+def verl_batch(rows: list[dict], completions: list[str], tokenizer: PreTrainedTokenizerFast) -> DataProto:
+    """A verl DataProto as the rollout hands it to the reward: left-padded prompts, right-padded
+    responses, one attention mask over both, and the rows' columns as non-tensor arrays."""
+    import numpy as np
+    import torch
+    from verl import DataProto
+
+    def padded(texts: list[str], left: bool) -> tuple[torch.Tensor, torch.Tensor]:
+        encoded = [tokenizer.encode(text) for text in texts]
+        width = max(len(ids) for ids in encoded)
+        ids, mask = torch.zeros(len(texts), width, dtype=torch.long), torch.zeros(len(texts), width)
+        for index, row_ids in enumerate(encoded):
+            span = slice(width - len(row_ids), width) if left else slice(0, len(row_ids))
+            ids[index, span], mask[index, span] = torch.tensor(row_ids), 1
+        return ids, mask.long()
+
+    prompts, prompt_mask = padded([row["prompt"][0]["content"] for row in rows], left=True)
+    responses, response_mask = padded(completions, left=False)
+    return DataProto.from_dict(
+        tensors={
+            "prompts": prompts,
+            "responses": responses,
+            "attention_mask": torch.cat([prompt_mask, response_mask], dim=1),
+        },
+        non_tensors={
+            key: np.array([copy.deepcopy(row[key]) for row in rows], dtype=object)  # verl edits extra_info
+            for key in ("data_source", "reward_model", "extra_info")
+        },
+    )
+
+
+def verl_reward_config(path: str, name: str, export_dir: Path) -> DictConfig:
+    from omegaconf import OmegaConf
+
+    return OmegaConf.create(
+        {
+            "reward": {
+                "custom_reward_function": {
+                    "path": path,
+                    "name": name,
+                    "reward_kwargs": {"environments_dir": str(export_dir / "environments")},
+                },
+                "reward_manager": {"source": "register", "name": "naive", "module": {"path": None}},
+                "sandbox_fusion": None,
+            }
+        }
+    )
+
+
+def half_right(rows: list[dict]) -> tuple[list[str], list[float]]:
+    completions = [
+        f"Thinking… <answer>{witness(row)}</answer>" if index % 2 == 0 else "<answer>no idea</answer>"
+        for index, row in enumerate(rows)
+    ]
+    return completions, [1.0 if index % 2 == 0 else 0.0 for index in range(len(rows))]
+
+
+def close_module_scorer(reward_fn: functools.partial) -> None:
+    """Close the scorer of the module verl loaded `reward_fn` from (by file path: a copy of
+    resyn.tools.rewards with a scorer of its own; by pkg://: the process's default)."""
+    raw_fn = reward_fn.args[0]  # get_custom_reward_fn's partial(_call_with_kwargs, raw_fn, kwargs)
+    raw_fn.__globals__["default_scorer"]().close()
+
+
+@pytest.mark.parametrize("form", ["file", "pkg"])
+async def test_verl_reward_loop_scores_an_exported_batch(
+    export_dir: Path, rows: list[dict], form: str
+) -> None:
+    """verl ≥ 0.7's trainer path: load_reward_manager (the custom function, by file path or pkg://)
+    and the reward loop's NaiveRewardManager, one run_single per sample, all at once."""
+    pytest.importorskip("verl", reason="verl is not installed (docs/export.md: a CPU-only install)")
+    from verl.trainer.ppo.reward import load_reward_manager
+
+    path = rewards.__file__ if form == "file" else "pkg://resyn.tools.rewards"
+    manager = load_reward_manager(verl_reward_config(path, "compute_score", export_dir), byte_tokenizer())
+    completions, expected = half_right(rows[:8])
+    data = verl_batch(rows[:8], completions, manager.tokenizer)
+    try:
+        results = await asyncio.gather(*(manager.run_single(data[i : i + 1]) for i in range(len(data))))
+    finally:
+        close_module_scorer(manager.compute_score)
+    assert [result["reward_score"] for result in results] == expected
+
+
+def test_verl_batch_reward_manager_scores_an_exported_batch(export_dir: Path, rows: list[dict]) -> None:
+    """verl ≤ 0.6's `reward_model.reward_manager=batch` (still shipped as verl.workers.reward_manager):
+    compute_score_batch gets the whole batch; each score lands on the response's last token."""
+    pytest.importorskip("verl", reason="verl is not installed (docs/export.md: a CPU-only install)")
+    from verl.trainer.ppo.reward import get_custom_reward_fn
+    from verl.workers.reward_manager import BatchRewardManager
+
+    config = verl_reward_config(rewards.__file__, "compute_score_batch", export_dir)
+    compute_score_batch = get_custom_reward_fn(config)
+    tokenizer = byte_tokenizer()
+    manager = BatchRewardManager(tokenizer, num_examine=0, compute_score=compute_score_batch)
+    completions, expected = half_right(rows)
+    data = verl_batch(rows, completions, tokenizer)
+    try:
+        reward_tensor = manager(data)
+    finally:
+        close_module_scorer(compute_score_batch)
+    assert reward_tensor.sum(dim=1).tolist() == expected
+    last_tokens = [len(tokenizer.encode(text)) - 1 for text in completions]
+    assert [reward_tensor[index, last].item() for index, last in enumerate(last_tokens)] == expected

@@ -3,6 +3,7 @@ and hostile code is contained, classified, and leaves the validator working."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -73,9 +74,83 @@ async def test_a_failed_check_names_the_seed_and_difficulty(pool: KernelPool, se
 
 
 async def test_a_file_that_does_not_load_skips_the_other_checks(pool: KernelPool, settings: Settings) -> None:
-    report = await validate(pool, settings, FIXTURES / "defective" / "loads.py")
+    report = await Validator(pool, settings).validate("raise RuntimeError('broken at import')\n")
     skipped = {check.name for check in report.checks if check.skipped}
     assert skipped == set(CHECK_NAMES) - {"loads", "no_side_effects", "within_limits"}
+    assert "RuntimeError: broken at import" in report.check("loads").detail
+    assert report.check("graded").detail == "not run: the file did not load"
+
+
+BADLY_NAMED_LEAKY_SOURCE = """
+import random
+
+NAME = "My Puzzle"
+TOPIC = "mental arithmetic"
+DESCRIPTION = "Add up a list of six-digit numbers."
+
+
+def generate(seed, difficulty):
+    numbers = [random.randint(100_000, 999_999) for _ in range(2 * difficulty)]
+    question = f"Add {numbers}. (The total is {sum(numbers)}.)"
+    return {"question": question, "witness": str(sum(numbers)), "meta": {"numbers": numbers}}
+
+
+def verify(instance, answer):
+    return float(answer.strip() == str(sum(instance["meta"]["numbers"])))
+"""
+
+
+async def test_a_bad_name_does_not_hide_the_real_defects(pool: KernelPool, settings: Settings) -> None:
+    report = await Validator(pool, settings).validate(BADLY_NAMED_LEAKY_SOURCE)
+    assert "NAME 'My Puzzle' is not kebab-case" in report.check("loads").detail
+    assert {"loads", "no_leak", "deterministic"} <= failed_checks(report), explain(report)
+    assert "appears verbatim in the question" in report.check("no_leak").detail
+    deterministic = report.check("deterministic").detail
+    assert "gave a different question in a second kernel" in deterministic
+    assert "the global random module" in deterministic
+
+
+MALFORMED_SOURCE = """
+NAME = "no-witness"
+TOPIC = "nothing"
+DESCRIPTION = "Returns instances without a witness."
+
+
+def generate(seed, difficulty):
+    return {"question": f"What is {seed}?", "witness": None, "meta": {}}
+
+
+def verify(instance, answer):
+    return 0.0
+"""
+
+
+async def test_checks_with_no_well_formed_instance_are_skipped_not_passed(
+    pool: KernelPool, settings: Settings
+) -> None:
+    report = await Validator(pool, settings).validate(MALFORMED_SOURCE)
+    assert not report.valid
+    assert "witness must be a str" in report.check("generates").detail
+    for name in (
+        "diverse",
+        "witness_accepted",
+        "rejects_wrong",
+        "robust",
+        "no_leak",
+        "graded",
+        "no_shortcut",
+    ):
+        check = report.check(name)
+        assert check.skipped and not check.passed and check.detail, name
+
+
+async def test_a_rejected_witness_is_shown_with_the_instance_verify_got(
+    pool: KernelPool, settings: Settings
+) -> None:
+    report = await validate(pool, settings, FIXTURES / "defective" / "witness_accepted.py")
+    detail = report.check("witness_accepted").detail
+    assert "for the witness '" in detail and "after a JSON round trip" in detail
+    assert "of 40 instances)" in detail
 
 
 @pytest.mark.parametrize("path", HOSTILE, ids=lambda path: path.stem)
@@ -109,7 +184,7 @@ async def test_a_well_behaved_environment_leaves_the_pool_warm(pool: KernelPool,
     from resyn.tools.kernel import sandbox_kernel_pids
 
     await validate(pool, settings, FIXTURES / "valid_minimal.py")
-    before = set(sandbox_kernel_pids())
+    before = set(sandbox_kernel_pids(owner=os.getpid()))
     for exemplar in EXAMPLES[:3]:
         assert (await Validator(pool, settings).validate(exemplar.source)).valid
-    assert set(sandbox_kernel_pids()) == before
+    assert set(sandbox_kernel_pids(owner=os.getpid())) == before

@@ -7,12 +7,13 @@ argument models' JSON schemas are what a calling model is shown, and `Toolbox.ca
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
-from resyn.contract import DIFFICULTIES, Instance, SampledInstance, ValidationReport
+from resyn.contract import CHECK_NAMES, DIFFICULTIES, Instance, SampledInstance, ValidationReport
 from resyn.tools.python_sessions import PythonResult
 
 MAX_SOURCE_CHARS = 200_000
@@ -31,13 +32,32 @@ class _Arguments(BaseModel):
     model_config = ConfigDict(extra="forbid")  # a misspelt argument is an error, not silently ignored
 
 
-_PythonSource = Annotated[str, Field(min_length=1, max_length=MAX_SOURCE_CHARS)]
+def _typed_text(value: Any) -> Any:
+    """A client that reads `key=value` arguments as JSON (the MCP Inspector's CLI) sends `answer=42` as
+    the number 42 and `answer=[1, 2]` as a list: the text the caller typed is that value's JSON."""
+    if value is None or isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _decoded_object(value: Any) -> Any:
+    """Some clients send an object argument as its JSON text: take the object it encodes."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"expected a JSON object, got a string that is not JSON ({error.msg})") from None
+
+
+_Text = Annotated[str, BeforeValidator(_typed_text)]
+_PythonSource = Annotated[_Text, Field(min_length=1, max_length=MAX_SOURCE_CHARS)]
 _ENVIRONMENT_SOURCE = "the environment's complete Python source"
 
 
 class EnvironmentChoice(_Arguments):  # the environment as its source or as a library id, not both
     source: _PythonSource | None = Field(None, description=_ENVIRONMENT_SOURCE)
-    environment_id: str | None = Field(
+    environment_id: _Text | None = Field(
         None,
         min_length=1,
         max_length=64,
@@ -55,7 +75,7 @@ class RunPythonArgs(_Arguments):
     code: _PythonSource = Field(
         description="Python code, run like a notebook cell: a final expression's value comes back as result",
     )
-    session_id: str | None = Field(
+    session_id: _Text | None = Field(
         None,
         max_length=64,
         pattern=r"^[A-Za-z0-9_.-]+$",
@@ -81,14 +101,16 @@ class SampleInstancesArgs(EnvironmentChoice):
 
 
 class VerifyAnswerArgs(EnvironmentChoice):
-    instance: Instance = Field(description="the instance exactly as sample_instances returned it")
-    answer: str = Field(
+    instance: Annotated[Instance, BeforeValidator(_decoded_object)] = Field(
+        description="the instance exactly as sample_instances returned it"
+    )
+    answer: _Text = Field(
         max_length=MAX_SOURCE_CHARS, description="the final answer only, in the format the question asks for"
     )
 
 
 class FindSimilarArgs(_Arguments):
-    text: str = Field(min_length=1, max_length=10_000, description="a topic, a description or a question")
+    text: _Text = Field(min_length=1, max_length=10_000, description="a topic, a description or a question")
     count: int = Field(5, ge=1, le=MAX_SIMILAR, description="how many of each kind to return")
 
 
@@ -119,6 +141,31 @@ class SimilarFound(BaseModel):
     topics: list[SimilarTopic] = Field(description="topics of the workspace's topic graph, nearest first")
 
 
+def self_contained(schema: dict[str, Any]) -> dict[str, Any]:
+    """`schema` with each `{"$ref": "#/$defs/X"}` replaced by definition X, and no `$defs`.
+
+    Clients that turn what a user types into arguments by each property's `type` (the MCP Inspector,
+    form-based UIs) see a bare `$ref` as untyped and send an object as its JSON text; an inlined
+    definition says `"type": "object"`. Pydantic has no option for it."""
+    definitions = schema.get("$defs", {})
+
+    def resolve(node: Any, expanding: tuple[str, ...]) -> Any:
+        if isinstance(node, list):
+            return [resolve(item, expanding) for item in node]
+        if not isinstance(node, dict):
+            return node
+        resolved = {key: resolve(value, expanding) for key, value in node.items()}
+        reference = resolved.pop("$ref", None)
+        if reference is None:
+            return resolved
+        name = reference.removeprefix("#/$defs/")
+        if name in expanding:
+            raise ValueError(f"{name} refers to itself: a recursive schema cannot be inlined")
+        return {**resolve(definitions[name], (*expanding, name)), **resolved}  # the field's description wins
+
+    return resolve({key: value for key, value in schema.items() if key != "$defs"}, ())
+
+
 @dataclass(frozen=True)
 class ToolSpec:
     """A tool as both surfaces show it: its name, the description a model reads, its argument and
@@ -128,6 +175,12 @@ class ToolSpec:
     description: str
     args: type[_Arguments]
     result: type[BaseModel]
+
+    def input_schema(self) -> dict[str, Any]:
+        return self_contained(self.args.model_json_schema())
+
+    def output_schema(self) -> dict[str, Any]:
+        return self_contained(self.result.model_json_schema())
 
 
 TOOL_SPECS = (
@@ -144,9 +197,8 @@ TOOL_SPECS = (
     ),
     ToolSpec(
         "validate_environment",
-        "Check an environment's source against every check of the resyn environment contract (loads, "
-        "generates, deterministic, diverse, witness_accepted, rejects_wrong, robust, no_leak, "
-        "no_side_effects, within_limits), running it in the sandbox. Returns valid, each check with "
+        "Check an environment's source against every check of the resyn environment contract "
+        f"({', '.join(CHECK_NAMES)}), running it in the sandbox. Returns valid, each check with "
         "passed and a one-line detail naming the failing seed and difficulty, and the first failure's "
         f"traceback. {ENVIRONMENT_FORMAT}",
         ValidateEnvironmentArgs,

@@ -8,7 +8,7 @@ per-call time limit and returns plain JSON data. Anything a caller can get wrong
 `ToolError` whose message is one line a model can act on, never a traceback.
 
     async with Toolbox(Settings()) as toolbox:
-        agent = create_react_agent(model, langchain_tools(toolbox))
+        agent = create_agent(model, langchain_tools(toolbox))  # langchain.agents
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from pydantic import ValidationError
 
 from resyn.contract import ValidationReport
 from resyn.memory.damage import WorkspaceDamaged
-from resyn.memory.library import Library, UnknownEnvironment
+from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
 from resyn.memory.workspace import Workspace
 from resyn.settings import Settings
 from resyn.tools.agent_tool_specs import (
@@ -227,6 +227,8 @@ class Toolbox:
             )
         try:
             record = library.get(args.environment_id)
+        except AmbiguousEnvironment as error:
+            raise ToolError(f"{error}: give more of the id") from None
         except UnknownEnvironment:
             raise ToolError(
                 f"no environment with id (or unique id prefix) {args.environment_id!r} in the library; "

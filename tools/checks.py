@@ -8,10 +8,10 @@ check judges the calls that finished. Details name the seed and difficulty that 
 from __future__ import annotations
 
 import json
-from collections import defaultdict
+import re
 from typing import Any
 
-from resyn.contract import DIFFICULTIES, LEAK_MIN_CHARS, MAX_QUESTION_CHARS, NAME_LENGTH, NAME_PATTERN
+from resyn.contract import MAX_QUESTION_CHARS, NAME_LENGTH, NAME_PATTERN, REJECTION_FLOOR
 from resyn.tools.kernel_sandbox import LIMIT_STATUSES
 
 JUNK_ANSWERS = ["qzxv#9!kplm", "lorem ipsum dolor sit amet"]
@@ -49,21 +49,25 @@ def shown(answer: str) -> str:
     return repr(answer[:40]) + ("…" if len(answer) > 40 else "")
 
 
-DIVERSITY_FLOOR = 0.9
-REJECTION_FLOOR = 0.5
+Result = tuple[bool | None, str]  # passed (None: skipped, nothing to look at), and the detail
 
-Result = tuple[bool, str]
+
+def skipped(reason: str) -> Result:
+    return None, reason
 
 
 def where(call: dict[str, Any]) -> str:
     return f"seed={call['seed']}, difficulty={call['difficulty']}"
 
 
-def _first(failures: list[str]) -> Result:
+def first_of(failures: list[str], out_of: int | None = None, noun: str = "") -> Result:
+    """Passed when there is no failure; else the first one, and how many more there are (of what)."""
     if not failures:
         return True, ""
-    more = f" (and {len(failures) - 1} more)" if len(failures) > 1 else ""
-    return False, failures[0] + more
+    if len(failures) == 1:
+        return False, failures[0]
+    of = f" of {out_of} {noun}".rstrip() if out_of else (f" {noun}" if noun else " failures")
+    return False, f"{failures[0]} (and {len(failures) - 1} more{of})"
 
 
 def loads(load: dict[str, Any]) -> Result:
@@ -77,7 +81,21 @@ def loads(load: dict[str, Any]) -> Result:
         problems.insert(
             0, f"NAME {name!r} is not kebab-case [a-z0-9-], {NAME_LENGTH[0]}..{NAME_LENGTH[1]} chars"
         )
-    return _first(problems)
+    return first_of(problems)
+
+
+_FUNCTION_PROBLEM = re.compile(r"^(generate|verify) ")
+
+
+def usable(load: dict[str, Any]) -> bool:
+    """Whether the loaded file can be checked further: it ran and defines generate and verify.
+
+    A problem with NAME, TOPIC or DESCRIPTION fails `loads` but must not hide the defects the other
+    checks would find (a badly named file that also leaks its answer should hear about both).
+    """
+    return load["status"] == "ok" and not any(
+        _FUNCTION_PROBLEM.match(problem) for problem in load.get("problems", [])
+    )
 
 
 def shape_problem(instance: Any) -> str | None:
@@ -114,7 +132,7 @@ def generates(calls: list[dict[str, Any]]) -> Result:
                 failures.append(f"generate({where(call)}): {problem}")
     if not any(call["status"] == "ok" for call in calls):
         failures.append("no call of generate finished")
-    return _first(failures)
+    return first_of(failures)
 
 
 def well_formed(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -130,66 +148,104 @@ def canonical(instance: dict[str, Any]) -> str:
     return json.dumps(instance, sort_keys=True, ensure_ascii=False)
 
 
+_NONDETERMINISM_CAUSES = (
+    "likely causes: iterating a set (its order changes with PYTHONHASHSEED), hash() of strings, "
+    "the global random module instead of random.Random(seed * 1000 + difficulty), or the clock"
+)
+
+
+def _first_difference(one: Any, other: Any, path: str = "") -> tuple[str, Any, Any]:
+    """Where two JSON values first differ: (path, value in one, value in the other)."""
+    if isinstance(one, dict) and isinstance(other, dict):
+        for key in [*one, *(key for key in other if key not in one)]:  # generate's order: question first
+            if one.get(key) != other.get(key):
+                return _first_difference(one.get(key), other.get(key), f"{path}.{key}" if path else key)
+    if isinstance(one, list) and isinstance(other, list) and len(one) == len(other):
+        for index, (item, other_item) in enumerate(zip(one, other, strict=True)):
+            if item != other_item:
+                return _first_difference(item, other_item, f"{path}[{index}]")
+    return path, one, other
+
+
 def deterministic(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> Result:
     again = {(call["seed"], call["difficulty"]): call for call in second if call["status"] == "ok"}
+    pairs = [
+        (call, again[(call["seed"], call["difficulty"])])
+        for call in first
+        if call["status"] == "ok" and (call["seed"], call["difficulty"]) in again
+    ]
+    if not pairs:
+        return skipped("no instance was generated in both kernels")
     failures = []
-    for call in first:
-        other = again.get((call["seed"], call["difficulty"]))
-        if call["status"] != "ok" or other is None:
-            continue
+    for call, other in pairs:
         if canonical(call.get("instance", {})) != canonical(other.get("instance", {})):
-            fields = sorted(
-                key
-                for key in set(call.get("instance", {})) | set(other.get("instance", {}))
-                if call["instance"].get(key) != other["instance"].get(key)
-            )
-            failures.append(f"generate({where(call)}) differs between two kernels in: {', '.join(fields)}")
-    return _first(failures)
-
-
-def diverse(instances: list[dict[str, Any]]) -> Result:
-    questions: dict[int, list[str]] = defaultdict(list)
-    for call in instances:
-        questions[call["difficulty"]].append(call["instance"]["question"])
-    failures = []
-    for difficulty in DIFFICULTIES:
-        sample = questions.get(difficulty, [])
-        if len(sample) >= 2 and len(set(sample)) / len(sample) < DIVERSITY_FLOOR:
+            path, one, two = _first_difference(call.get("instance"), other.get("instance"))
+            one_text, two_text = (shown(json.dumps(value, ensure_ascii=False)) for value in (one, two))
             failures.append(
-                f"difficulty={difficulty}: {len(set(sample))} distinct questions over {len(sample)} seeds"
+                f"generate({where(call)}) gave a different {path or 'instance'} in a second kernel: "
+                f"{one_text} vs {two_text}"
             )
-    return _first(failures)
+    if failures:
+        passed, detail = first_of(failures, len(pairs), "instances differ")
+        return passed, f"{detail}; {_NONDETERMINISM_CAUSES}"
+    return True, ""
 
 
-def witness_accepted(calls: list[dict[str, Any]]) -> Result:
+_DIGIT_KEY = re.compile(r'"-?\\d+":')
+
+
+def witness_accepted(calls: list[dict[str, Any]], instances: dict[str, dict[str, Any]]) -> Result:
+    """verify(instance, witness) == 1.0; a failure shows the witness and the instance verify got."""
+    finished = [call for call in calls if call["status"] in ("ok", "error")]
+    if not finished:
+        return skipped("no well-formed instance to verify the witness on")
     failures = []
-    for call in calls:
-        if call["status"] == "error":
-            failures.append(f"verify raised {call['error']} on the witness ({where(call)})")
-        elif call["status"] == "ok" and call["score"] != 1.0:
-            failures.append(
-                f"verify scored {call['score_repr'] or call['score']} for the witness ({where(call)})"
-            )
-    return _first(failures)
+    for call in finished:
+        instance = instances[call["key"]]
+        outcome = (
+            f"raised {call['error']}"
+            if call["status"] == "error"
+            else f"scored {call['score_repr'] or call['score']}"
+            if call["score"] != 1.0
+            else None
+        )
+        if outcome is None:
+            continue
+        received = json.dumps(instance, ensure_ascii=False)
+        failure = (
+            f"verify {outcome} for the witness {shown(instance['witness'])} ({where(call)}); "
+            f"it received the instance after a JSON round trip: {received[:200]}"
+        )
+        if _DIGIT_KEY.search(received):
+            failure += " — note that JSON turns integer dict keys into strings"
+        failures.append(failure)
+    return first_of(failures, len(finished), "instances")
 
 
 def rejects_wrong(junk: list[dict[str, Any]], crossed: list[dict[str, Any]]) -> Result:
-    failures = []
-    for call in junk:
-        if call["status"] == "ok" and call["score"] != 0.0:
-            failures.append(
-                f"verify scored {call['score']} for the wrong answer {call['shown']} ({where(call)})"
-            )
+    finished = [call for call in junk if call["status"] == "ok"]
     scored = [call for call in crossed if call["status"] == "ok" and call["score"] is not None]
+    if not finished and not scored:
+        return skipped("no well-formed instance to try wrong answers on")
+    failures = [
+        f"verify scored {call['score']} for the wrong answer {call['shown']} ({where(call)})"
+        for call in finished
+        if call["score"] != 0.0
+    ]
     if scored:
         rejected = sum(call["score"] < 1.0 for call in scored)
         if rejected / len(scored) < REJECTION_FLOOR:
             accepted = len(scored) - rejected
-            failures.append(f"verify accepted others' witnesses in {accepted} of {len(scored)} pairs")
-    return _first(failures)
+            failures.append(
+                f"verify accepted others' witnesses in {accepted} of {len(scored)} pairs "
+                f"(at most {1 - REJECTION_FLOOR:.0%} may score 1.0)"
+            )
+    return first_of(failures)
 
 
 def robust(calls: list[dict[str, Any]]) -> Result:
+    if not any(call["status"] in ("ok", "error") for call in calls):
+        return skipped("no well-formed instance to try hostile answers on")
     failures = []
     for call in calls:
         context = f"answer {call['shown']} ({where(call)})"
@@ -202,27 +258,18 @@ def robust(calls: list[dict[str, Any]]) -> Result:
                 failures.append(
                     f"verify returned {call['score_repr'] or call['score']} (outside [0, 1]) on {context}"
                 )
-    return _first(failures)
-
-
-def no_leak(instances: list[dict[str, Any]]) -> Result:
-    failures = []
-    for call in instances:
-        witness = call["instance"]["witness"].strip()
-        if len(witness) >= LEAK_MIN_CHARS and witness in call["instance"]["question"]:
-            failures.append(f"the witness {witness[:40]!r} appears verbatim in the question ({where(call)})")
-    return _first(failures)
+    return first_of(failures)
 
 
 def no_side_effects(events: list[dict[str, str]], leaked_secret: bool) -> Result:
     failures = [f"{event['kind']}: {event['event']} {event['detail']}".strip() for event in events]
     if leaked_secret:
         failures.insert(0, "a secret of the parent process (an API key) appeared in the environment's output")
-    return _first(failures)
+    return first_of(failures)
 
 
 def within_limits(problems: list[str]) -> Result:
-    return _first(problems)
+    return first_of(problems)
 
 
 def broke_limit(call: dict[str, Any], output_limit: int) -> bool:

@@ -1,17 +1,18 @@
 """The host's client for the harness inside every kernel (`kernel_sandbox.py`).
 
 Everything that asks a kernel to load, generate, verify, score, keep or reset goes through here.
-This module builds those calls, gives each the time its environment calls may take plus one slack
-for the round trip, checks and decodes the replies, and is the only place that decides a kernel is
-no longer to be trusted (`distrust`: the pool then replaces it instead of resetting it). A kernel
-is distrusted when
+This module builds those calls, gives each the wall time its environment calls may take (the
+backstops of their CPU-time limits) plus one slack for the round trip, checks and decodes the
+replies, and is the only place that decides a kernel is no longer to be trusted (`distrust`: the
+pool then replaces it instead of resetting it). A kernel is distrusted when
 
 - an execution timed out, crashed, hit a kernel limit (memory, output) or recorded a side effect
   (every harness call, and `run_code`);
 - a harness call gave no usable reply (`HarnessStopped`);
 - a call of the environment's code hit a limit (time, memory, output); or, where the caller expects
   the environment to work (`expect_success`: sampling, scoring), it failed in any way;
-- a reset failed or found the standard library patched.
+- a reset failed, found the standard library patched, or found compiled modules imported since the
+  baseline (a reset cannot take those back: their state lives in C, and some refuse a second import).
 
 `Kernel` is only the transport (a process, its messages, its restarts): this client needs its
 `call`, `execute` and `dirty`, so the validation benchmark's in-process stand-in serves as well.
@@ -26,7 +27,7 @@ from resyn.contract import GENERATE_SECONDS, VERIFY_SECONDS
 from resyn.settings import Settings
 from resyn.tools import checks
 from resyn.tools.kernel import ExecutionResult, Kernel
-from resyn.tools.kernel_sandbox import SECRET_NAME
+from resyn.tools.kernel_sandbox import SECRET_NAME, WALL_BACKSTOP_FACTOR
 
 HARNESS_SLACK_S = 5.0  # a harness call's own round trip, on top of its environment calls' limits
 _UNTRUSTED_STATUSES = ("timeout", "crashed", "limit")
@@ -66,7 +67,8 @@ def _distrust_if_any(kernel: Kernel, calls: list[Call], misbehaved: Callable[[Ca
 
 
 def _budget(calls: int, seconds: float) -> float:
-    return calls * seconds + HARNESS_SLACK_S
+    """The wall time a batch may take: each call's backstop (its limit is on CPU time), plus slack."""
+    return calls * seconds * WALL_BACKSTOP_FACTOR + HARNESS_SLACK_S
 
 
 async def _call(
@@ -195,10 +197,12 @@ async def keep(kernel: Kernel, key: str) -> None:
 
 async def reset(kernel: Kernel) -> bool:
     """Clean the kernel for the next environment; False, and the kernel distrusted, when the reset
-    failed, caused side effects or found standard-library attributes replaced (which it cannot undo)."""
+    failed, caused side effects, or found what it cannot undo: standard-library attributes replaced,
+    or compiled modules imported since the kernel started (`kernel_sandbox.reset`)."""
     timeout = kernel.settings.interrupt_grace_s * _RESET_GRACES
     result = _judged(kernel, await kernel.call("reset", timeout=timeout))
-    clean = result.ok and not (result.value or {}).get("tampered") and not result.events
+    undone = result.value or {}
+    clean = result.ok and not undone.get("tampered") and not undone.get("unrestorable") and not result.events
     if not clean:
         distrust(kernel)
     return clean

@@ -1,9 +1,10 @@
 """One sandboxed Jupyter kernel, and the typed result of running code in it.
 
 A kernel starts in its own temporary directory with a scrubbed environment (an allow-list, so no
-API key can cross), then gets the sandbox (`kernel_sandbox.py`): resource limits and an audit
-hook. `execute` never raises for anything the code does: hangs, crashes and floods come back as
-an `ExecutionResult` with a status, and the process is restarted when it is dead or will not stop.
+API key can cross), then gets the sandbox (`kernel_sandbox.py`): resource limits, the allowed
+imports (imported before the guard is armed), and an audit hook. `execute` never raises for
+anything the code does: hangs, crashes and floods come back as an `ExecutionResult` with a status,
+and the process is restarted when it is dead or will not stop.
 Whether a kernel is still to be trusted with another environment is for the harness client to
 decide (`harness.py`); this module only runs code and reports what happened. It stays one file
 (past 300 lines) because a kernel's start, execution loop, interrupt and restart all work on the one
@@ -34,7 +35,14 @@ from jupyter_client import AsyncKernelManager
 from resyn import tracing
 from resyn.settings import KernelSettings, SandboxMode
 from resyn.tools.kernel_sandbox import EVENTS_MIME, RESULT_MIME, SWALLOWED_TIMEOUT_EXIT, TRUNCATED_MIME
-from resyn.tools.os_sandbox import SandboxUnavailable, confined_command, exit_signal, require_sandbox
+from resyn.tools.os_sandbox import (
+    PrivateArea,
+    SandboxUnavailable,
+    confined_command,
+    exit_signal,
+    private_area,
+    require_sandbox,
+)
 
 ExecutionStatus = Literal["ok", "error", "timeout", "crashed", "limit"]
 
@@ -58,16 +66,16 @@ class SandboxMissing(KernelStartError, SandboxUnavailable):
 class _ConfinedKernelManager(AsyncKernelManager):
     """jupyter-client's kernel manager, starting the kernel inside the OS sandbox (`os_sandbox.py`)."""
 
-    def __init__(self, *, sandbox: SandboxMode, workdir: str, **kwargs: Any) -> None:
+    def __init__(self, *, sandbox: SandboxMode, workdir: str, tmp_size_mb: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.sandbox, self.workdir = sandbox, workdir
+        self.sandbox, self.workdir, self.tmp_size_mb = sandbox, workdir, tmp_size_mb
         self.kernel_spec.interrupt_mode = "message"  # a signal would reach bwrap, not the kernel
 
     def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
         command = super().format_kernel_cmd(extra_arguments)
         if self.sandbox == "bwrap":  # pid 1 of its namespace is its parent; bwrap dies with resyn
             command.append("--IPKernelApp.parent_handle=0")
-        return confined_command(command, self.workdir, self.sandbox)
+        return confined_command(command, self.workdir, self.sandbox, self.tmp_size_mb)
 
 
 @dataclass
@@ -116,16 +124,20 @@ class _Output:
         return "".join(self.parts)
 
 
-def scrubbed_environment(settings: KernelSettings, home: str, hash_seed: int) -> dict[str, str]:
-    """The only environment a kernel sees: allow-listed names, a temp HOME, a fixed hash seed."""
+def scrubbed_environment(settings: KernelSettings, area: PrivateArea, hash_seed: int) -> dict[str, str]:
+    """The only environment a kernel sees: allow-listed names, a private HOME and TMPDIR, a fixed
+    hash seed, and one thread for numeric libraries (a call's limit is on the process's CPU time)."""
     environment = {name: os.environ[name] for name in settings.allowed_env if name in os.environ}
     environment.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
     environment.update(
-        HOME=home,
-        TMPDIR=home,
+        HOME=area.home,
+        TMPDIR=area.tmp,
         PYTHONHASHSEED=str(hash_seed),
         PYTHONDONTWRITEBYTECODE="1",
         PYTHONNOUSERSITE="1",
+        OMP_NUM_THREADS="1",
+        OPENBLAS_NUM_THREADS="1",
+        MKL_NUM_THREADS="1",
     )
     return environment
 
@@ -153,12 +165,13 @@ class Kernel:
         manager = _ConfinedKernelManager(
             sandbox=self.settings.sandbox,
             workdir=self.workdir,
+            tmp_size_mb=self.settings.tmp_size_mb,
             transport="ipc",
             connection_file=os.path.join(self.workdir, ".kernel.json"),
         )
         self._manager = manager
         await manager.start_kernel(
-            env=scrubbed_environment(self.settings, self.workdir, self.hash_seed),
+            env=scrubbed_environment(self.settings, self.area, self.hash_seed),
             cwd=self.workdir,
             extra_arguments=["--HistoryManager.enabled=False"],
             stdout=subprocess.DEVNULL,
@@ -173,6 +186,11 @@ class Kernel:
             raise KernelStartError(f"kernel did not start: {error}") from error
         await self._install_sandbox()
 
+    @property
+    def area(self) -> PrivateArea:
+        """Its HOME and TMPDIR, and where it may write without that counting as a side effect."""
+        return private_area(self.workdir, self.settings.sandbox)
+
     async def _install_sandbox(self) -> None:
         limits = {
             "memory_mb": self.settings.memory_mb,
@@ -182,12 +200,15 @@ class Kernel:
             "output_limit": self.settings.output_limit_bytes,
             "output_abort": self.settings.output_abort_bytes,
         }
+        preload = self.settings.preload
+        private = {"inside": self.area.inside, "bound": self.area.bound}
         code = (
             "import sys, types\n"
             "_resyn_sandbox = types.ModuleType('_resyn_sandbox')\n"
             f"exec(compile({_SANDBOX_SOURCE!r}, 'resyn_sandbox', 'exec'), vars(_resyn_sandbox))\n"
             "sys.modules['_resyn_sandbox'] = _resyn_sandbox\n"
-            f"_resyn_sandbox.reply(_resyn_sandbox.install({json.dumps(limits)}))\n"
+            f"_resyn_sandbox.reply(_resyn_sandbox.install({json.dumps(limits)}, {json.dumps(preload)}, "
+            f"{json.dumps(private)}))\n"
             "del sys, types\n"
         )
         result = await self.execute(code, timeout=self.settings.startup_timeout_s)
@@ -334,14 +355,16 @@ def check_sandbox(settings: KernelSettings) -> None:
         raise SandboxMissing(str(error)) from None
 
 
-def sandbox_kernel_pids() -> list[int]:
-    """PIDs of all running resyn sandbox kernels on this machine (Linux /proc only)."""
+def sandbox_kernel_pids(owner: int | None = None) -> list[int]:
+    """PIDs of the running resyn sandbox kernels on this machine, or only of those the resyn process
+    `owner` started (Linux /proc only)."""
+    marker = f"{KERNEL_DIR_PREFIX}{owner}-" if owner is not None else KERNEL_DIR_PREFIX
     strays = []
     for entry in os.listdir("/proc") if sys.platform.startswith("linux") else []:
         if not entry.isdigit():
             continue
         with contextlib.suppress(OSError), open(f"/proc/{entry}/cmdline", "rb") as cmdline:
-            if KERNEL_DIR_PREFIX.encode() in cmdline.read():
+            if marker.encode() in cmdline.read():
                 strays.append(int(entry))
     return strays
 

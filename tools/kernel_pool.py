@@ -4,8 +4,10 @@ Between leases a kernel is reset (fresh namespace, no leftover modules, reseeded
 rather than restarted: a reset costs milliseconds, a restart most of a second (see
 `evals/bench_validation.py`). A kernel is replaced instead of reset when the harness client
 distrusts it (`harness.py` says when: it timed out, crashed, hit a limit, recorded a side effect,
-had stdlib attributes monkeypatched...), when its lease ended in an exception, or when it has
-served `max_uses` leases.
+had stdlib attributes monkeypatched, imported a compiled module that a reset cannot take back...),
+when its lease ended in an exception, or when it has served `max_uses` leases. Every kernel of a
+pool is started alike, allowed imports included (`KernelSettings.preload`), so a replaced kernel
+is indistinguishable from the one it replaces.
 
 Kernels start in their own session, so Ctrl-C in a terminal never reaches them; `close()` runs
 on normal exit and on KeyboardInterrupt, and each kernel also exits by itself when its parent

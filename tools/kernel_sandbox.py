@@ -1,12 +1,14 @@
 """Code that runs *inside* a sandboxed kernel; the host imports only its constants.
 
 Every kernel gets this module's source when it starts (`kernel.py`) and calls `install`:
-resource limits, an audit hook that refuses and records the side effects the contract forbids,
-and a watch on secret-looking environment variables. The host's harness client (`harness.py`)
-then calls the harness functions at the bottom (`load`, `generate_batch`, `verify_batch`,
-`score_batch`, ...) and gets plain JSON back. The constants up top are the protocol both sides
-share: the MIME types replies travel in, the exit status of a kernel that swallowed its time
-limit, what a secret's name looks like, and the statuses of a call stopped by a limit.
+resource limits, the allowed imports (imported before the guard is armed, kept across resets), an
+audit hook that refuses and records the side effects the contract forbids (a write that can only
+land in the OS sandbox's private /tmp is none), and a watch on secret-looking environment
+variables. The host's harness client (`harness.py`) then calls the harness functions at the bottom
+(`load`, `generate_batch`, `verify_batch`, `score_batch`, ...) and gets plain JSON back. The
+constants up top are the protocol both sides share: the MIME types replies travel in, the exit
+status of a kernel that swallowed its time limit, what a secret's name looks like, the statuses of
+a call stopped by a limit, and how far past its limit a call may run in wall time.
 
 Standard library only, and nothing runs at import: this file is also exec'd by the unsafe
 in-process baseline of the validation benchmark. It is one long file because it travels to each
@@ -18,6 +20,8 @@ from __future__ import annotations
 import ast
 import contextlib
 import gc
+import importlib
+import importlib.machinery
 import inspect
 import io
 import json
@@ -59,20 +63,22 @@ _SOCKET_EVENTS = {
     "socket.gethostbyaddr",
 }
 _SIGNAL_EVENTS = {"os.kill", "os.killpg", "signal.pthread_kill"}
-_FILE_CHANGE_EVENTS = {
-    "os.remove",
-    "os.rename",
-    "os.rmdir",
-    "os.mkdir",
-    "os.chmod",
-    "os.chown",
-    "os.symlink",
-    "os.link",
-    "os.truncate",
-    "os.utime",
-    "shutil.rmtree",
-    "shutil.copyfile",
-    "shutil.move",
+# Each file-changing event: the positions of the paths it changes, each with the position of the
+# dir_fd it is relative to (None: the current directory), as Python 3.11 raises them.
+_FILE_CHANGE_EVENTS: dict[str, tuple[tuple[int, int | None], ...]] = {
+    "os.remove": ((0, 1),),
+    "os.rename": ((0, 2), (1, 3)),
+    "os.rmdir": ((0, 1),),
+    "os.mkdir": ((0, 2),),
+    "os.chmod": ((0, 2),),
+    "os.chown": ((0, 3),),
+    "os.symlink": ((1, 2),),
+    "os.link": ((0, 2), (1, 3)),
+    "os.truncate": ((0, None),),
+    "os.utime": ((0, 3),),
+    "shutil.rmtree": ((0, 1),),
+    "shutil.copyfile": ((1, None),),
+    "shutil.move": ((0, None), (1, None)),
 }
 _WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_TRUNC
 SECRET_NAME = re.compile(r"KEY|TOKEN|SECRET|PASSW|CREDENTIAL|AUTH", re.IGNORECASE)
@@ -95,9 +101,10 @@ _FINGERPRINTED_MODULES = (
     "time",
 )
 _MAX_EVENTS = 200
-_CPU_KILL_MARGIN_S = 5  # SIGXCPU at the soft CPU limit, SIGKILL this many seconds later
 SWALLOWED_TIMEOUT_EXIT = 71  # the kernel's exit status when code caught its own time limit
 LIMIT_STATUSES = ("timeout", "memory")  # a call's status when a limit stopped it
+WALL_BACKSTOP_FACTOR = 5  # a call's limit is on CPU time; in wall time it may run this many times it
+_BORDERLINE_FACTOR = 1.25  # a call that finished within this many times its CPU limit is tried again
 _SWALLOW_GRACE_S = 1.0
 _LIMIT_HITS_BEFORE_GIVING_UP = (
     2  # per batch: a hanging or hoarding function costs its limit twice, not per seed
@@ -105,7 +112,11 @@ _LIMIT_HITS_BEFORE_GIVING_UP = (
 
 
 class CallTimeout(BaseException):
-    """Raised by SIGALRM inside a call that ran past its wall-clock limit."""
+    """Raised inside a call that ran out of a clock: `clock` is "cpu" (SIGPROF) or "wall" (SIGALRM)."""
+
+    def __init__(self, clock: str) -> None:
+        super().__init__(clock)
+        self.clock = clock
 
 
 class _Sandbox:
@@ -121,6 +132,9 @@ class _Sandbox:
         self.baseline_user_names: set[str] = set()
         self.fingerprint: dict[str, int] = {}
         self.cpu_seconds = 0
+        self.preload_failures: dict[str, str] = {}  # top-level name -> why its import failed at start
+        self.private_dirs: list[str] = []  # writes below these land in the OS sandbox's own tmpfs...
+        self.bound_dirs: list[str] = []  # ...unless below these, bound into it from the host
 
 
 _sandbox = _Sandbox()
@@ -145,16 +159,53 @@ def _opens_for_writing(mode: Any, flags: Any) -> bool:
 def _audit(event: str, args: tuple) -> None:
     if event == "open":
         path, mode, flags = (*args, None, None, None)[:3]
-        if _opens_for_writing(mode, flags):
+        # the event does not say which dir_fd a relative path is relative to: such a path never qualifies
+        if _opens_for_writing(mode, flags) and not _in_private_area(_resolved(path, dir_fd=None)):
             _refuse("file_write", "open", path)
     elif event in _FILE_CHANGE_EVENTS:
-        _refuse("file_write", event, args[0] if args else "")
+        if event == "os.mkdir" and os.path.isdir(_resolved(args[0], _argument(args, 2)) or ""):
+            return  # mkdir of a directory that exists changes nothing (it raises FileExistsError)
+        changed = _FILE_CHANGE_EVENTS[event]
+        if not all(
+            _in_private_area(_resolved(args[path], _argument(args, dir_fd))) for path, dir_fd in changed
+        ):
+            _refuse("file_write", event, args[changed[0][0]])
     elif event in _PROCESS_EVENTS:
         _refuse("process", event, args[0] if args else "")
     elif event in _SOCKET_EVENTS:
         _refuse("socket", event, args[1] if event.startswith(("socket.connect", "socket.bind")) else args[:2])
     elif event in _SIGNAL_EVENTS and not _interrupts_itself(event, args):
         _refuse("signal", event, args)
+
+
+def _argument(args: tuple, position: int | None) -> Any:
+    """A dir_fd argument of an event; -1 (the current directory) where it has none."""
+    return -1 if position is None or position >= len(args) or args[position] is None else args[position]
+
+
+def _resolved(path: Any, dir_fd: Any) -> str | None:
+    """The absolute path, symlinks resolved, that a file event names; None where it cannot be known.
+    A file descriptor is resolved through /proc; `dir_fd` None means unknown, -1 the current directory."""
+    if isinstance(path, int):
+        path, dir_fd = f"/proc/self/fd/{path}", -1
+    try:
+        path = os.fsdecode(path)
+    except TypeError:
+        return None
+    if not os.path.isabs(path):
+        if not isinstance(dir_fd, int):
+            return None
+        path = os.path.join(os.getcwd() if dir_fd == -1 else f"/proc/self/fd/{dir_fd}", path)
+    return os.path.realpath(path)
+
+
+def _in_private_area(path: str | None) -> bool:
+    """Whether a write to `path` can only land in the OS sandbox's private tmpfs (never without bwrap)."""
+    return path is not None and _below(path, _sandbox.private_dirs) and not _below(path, _sandbox.bound_dirs)
+
+
+def _below(path: str, roots: list[str]) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
 
 
 def _interrupts_itself(event: str, args: tuple) -> bool:
@@ -189,14 +240,19 @@ def _fingerprint() -> dict[str, int]:
     return {name: value for name, value in prints.items() if name not in _SWAPPED_BY_IPYKERNEL}
 
 
-def install(limits: dict[str, int]) -> dict[str, Any]:
-    """Apply resource limits and the audit hook. Called once, right after the kernel starts."""
+def install(limits: dict[str, int], preload: list[str], private: dict[str, list[str]]) -> dict[str, Any]:
+    """Apply resource limits, import the allowed modules, and arm the audit hook. Called once, right
+    after the kernel starts. `private` names where writes stay inside the OS sandbox (`inside`, except
+    `bound`; both empty without it)."""
     if _sandbox.installed:
         return {"installed": True}
     megabyte = 1024 * 1024
     resource.setrlimit(resource.RLIMIT_AS, (limits["memory_mb"] * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits["file_size_mb"] * megabyte,) * 2)
     resource.setrlimit(resource.RLIMIT_NPROC, (limits["max_processes"],) * 2)
+    _preload(preload)
+    _sandbox.private_dirs = [os.path.realpath(path) for path in private["inside"]]
+    _sandbox.bound_dirs = [os.path.realpath(path) for path in private["bound"]]
     _sandbox.cpu_seconds = limits["cpu_seconds"]
     _renew_cpu_budget()
     os.environ.__class__ = _WatchedEnviron
@@ -208,14 +264,30 @@ def install(limits: dict[str, int]) -> dict[str, Any]:
     _sandbox.baseline_user_names = set(_user_namespace())
     _sandbox.fingerprint = _fingerprint()
     _register_cell_hooks(limits["output_limit"], limits["output_abort"])
-    return {"installed": True, "pid": os.getpid()}
+    return {"installed": True, "pid": os.getpid(), "preload_failures": _sandbox.preload_failures}
+
+
+def _preload(names: list[str]) -> None:
+    """Import the allowed modules while nothing is guarded: a library may write its config and caches
+    as it imports (matplotlib does). They join the baseline a reset keeps, so each kernel imports them
+    once; one that fails is remembered, for `load` to say why."""
+    for name in names:
+        try:
+            importlib.import_module(name)
+        except Exception as error:
+            _sandbox.preload_failures[name.split(".")[0]] = _error_summary(error)
 
 
 def _renew_cpu_budget() -> None:
+    """SIGXCPU, which ends the kernel, once this lease has used `cpu_seconds` of CPU. Only the soft
+    limit moves: a process without privileges (as under bwrap) cannot raise its hard limit again,
+    which a renewal at every reset would need."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = int(usage.ru_utime + usage.ru_stime) + 1
-    soft = used + _sandbox.cpu_seconds
-    resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + _CPU_KILL_MARGIN_S))
+    soft = int(usage.ru_utime + usage.ru_stime) + 1 + _sandbox.cpu_seconds
+    _, hard = resource.getrlimit(resource.RLIMIT_CPU)
+    resource.setrlimit(
+        resource.RLIMIT_CPU, (soft if hard == resource.RLIM_INFINITY else min(soft, hard), hard)
+    )
 
 
 def _user_namespace() -> dict[str, Any]:
@@ -291,14 +363,18 @@ def reply(payload: Any) -> None:
 def reset() -> dict[str, Any]:
     """Forget the last environment: a fresh namespace, modules and random state for the next.
 
-    Returns which fingerprinted stdlib attributes were replaced (monkeypatching that a
-    namespace reset cannot undo); the host replaces a kernel that reports any.
+    Returns what a reset cannot undo, for the host to replace a kernel that reports any: which
+    fingerprinted stdlib attributes were replaced (monkeypatching), and which compiled modules were
+    imported since the baseline (their state lives in C, beyond sys.modules, and some, numpy's
+    among them, cannot be imported a second time in one process).
     """
     _sandbox.environment = None
     _sandbox.kept = {}
     _sandbox.instances = {}
     _sandbox.events = []
-    for module_name in set(sys.modules) - _sandbox.baseline_modules:
+    dropped = set(sys.modules) - _sandbox.baseline_modules
+    unrestorable = sorted(name for name in dropped if _compiled(sys.modules[name]))
+    for module_name in dropped:
         del sys.modules[module_name]
     namespace = _user_namespace()
     for name in set(namespace) - _sandbox.baseline_user_names:
@@ -307,7 +383,15 @@ def reset() -> dict[str, Any]:
     _renew_cpu_budget()
     current = _fingerprint()
     tampered = sorted(name for name, value in _sandbox.fingerprint.items() if current.get(name) != value)
-    return {"tampered": tampered[:20]}
+    return {"tampered": tampered[:20], "unrestorable": unrestorable[:20]}
+
+
+def _compiled(module: Any) -> bool:
+    """An extension or built-in module (not Python source a second import would run afresh)."""
+    loader = getattr(getattr(module, "__spec__", None), "loader", None)
+    return isinstance(loader, importlib.machinery.ExtensionFileLoader) or (
+        loader is importlib.machinery.BuiltinImporter
+    )
 
 
 # --- the harness -------------------------------------------------------------------------
@@ -338,29 +422,36 @@ class _CappedText(io.TextIOBase):
 
 
 def _timeout_handler() -> Callable[[int, Any], None]:
-    """First alarm: raise CallTimeout in the call. An alarm after that means the code swallowed
-    it (`except BaseException`), and the only way out is to end the kernel; the host sees the
-    exit status and restarts it."""
+    """The first signal (SIGPROF: out of CPU time; SIGALRM: past the wall-clock backstop) raises
+    CallTimeout in the call, and sets an alarm every grace period from then on. A signal after that
+    means the code swallowed the first (`except BaseException`), and the only way out is to end the
+    kernel; the host sees the exit status and restarts it."""
     fired = []
 
-    def on_alarm(_signum: int, _frame: Any) -> None:
+    def on_limit(signum: int, _frame: Any) -> None:
         if fired:
             os._exit(SWALLOWED_TIMEOUT_EXIT)
-        fired.append(True)
-        raise CallTimeout
+        fired.append(signum)
+        signal.setitimer(signal.ITIMER_REAL, _SWALLOW_GRACE_S, _SWALLOW_GRACE_S)
+        raise CallTimeout("cpu" if signum == signal.SIGPROF else "wall")
 
-    return on_alarm
+    return on_limit
 
 
 @contextlib.contextmanager
-def _time_limit(seconds: float) -> Iterator[None]:
-    previous = signal.signal(signal.SIGALRM, _timeout_handler())
-    signal.setitimer(signal.ITIMER_REAL, seconds, _SWALLOW_GRACE_S)
+def _time_limits(cpu_seconds: float, wall_seconds: float) -> Iterator[None]:
+    """SIGPROF after `cpu_seconds` of the process's CPU time, SIGALRM after `wall_seconds`."""
+    handler = _timeout_handler()
+    previous = {signum: signal.signal(signum, handler) for signum in (signal.SIGPROF, signal.SIGALRM)}
+    signal.setitimer(signal.ITIMER_PROF, cpu_seconds, _SWALLOW_GRACE_S)
+    signal.setitimer(signal.ITIMER_REAL, wall_seconds, _SWALLOW_GRACE_S)
     try:
         yield
     finally:
+        signal.setitimer(signal.ITIMER_PROF, 0)
         signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def _error_summary(error: BaseException) -> str:
@@ -368,16 +459,39 @@ def _error_summary(error: BaseException) -> str:
 
 
 def _call(function: Callable[..., Any], args: tuple, seconds: float, output_limit: int) -> dict[str, Any]:
-    """Run one call of environment code under a time limit, with its output captured."""
-    output = _CappedText(output_limit)
+    """Run one call of environment code under its time limit, with its output captured.
+
+    The limit is on CPU time, which a loaded host barely stretches, so it judges the environment
+    rather than the machine; a wall-clock backstop (`WALL_BACKSTOP_FACTOR` times the limit) stops
+    code that waits instead of computing. Sleeping within the backstop passes: it costs no CPU.
+    A call that went over by a little (it finished within `_BORDERLINE_FACTOR` times its limit) or
+    ran into the backstop is tried once more, and fails only if the retry does too.
+    """
     events_before = len(_sandbox.events)
-    started = time.perf_counter()
+    outcome, output = _attempt(function, args, seconds, output_limit)
+    if outcome["status"] == "timeout" and not (outcome["clock"] == "cpu" and outcome["stopped"]):
+        outcome, output = _attempt(function, args, seconds, output_limit)
+        outcome["retried"] = True
+    if outcome["status"] == "timeout":
+        outcome["error"] = _timeout_error(outcome, seconds)
+    outcome["events"] = _sandbox.events[events_before:]
+    outcome["output_chars"] = output.total
+    outcome["output"] = output.text()[:500]
+    return outcome
+
+
+def _attempt(
+    function: Callable[..., Any], args: tuple, seconds: float, output_limit: int
+) -> tuple[dict[str, Any], _CappedText]:
+    output = _CappedText(output_limit)
+    wall_started, cpu_started = time.perf_counter(), time.process_time()
     outcome: dict[str, Any] = {"status": "ok", "value": None}
+    limits = _time_limits(seconds * _BORDERLINE_FACTOR, seconds * WALL_BACKSTOP_FACTOR)
     try:
-        with _time_limit(seconds), contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
+        with limits, contextlib.redirect_stdout(output), contextlib.redirect_stderr(output):
             outcome["value"] = function(*args)
-    except CallTimeout:
-        outcome = {"status": "timeout", "error": f"exceeded {seconds:g} s"}
+    except CallTimeout as timeout:
+        outcome = {"status": "timeout", "clock": timeout.clock, "stopped": True}
     except MemoryError:
         outcome = {"status": "memory", "error": "MemoryError: exceeded the memory limit"}
         gc.collect()
@@ -387,11 +501,25 @@ def _call(function: Callable[..., Any], args: tuple, seconds: float, output_limi
             "error": _error_summary(error),
             "traceback": traceback.format_exc(limit=-8)[-3000:],
         }
-    outcome["seconds"] = round(time.perf_counter() - started, 4)
-    outcome["events"] = _sandbox.events[events_before:]
-    outcome["output_chars"] = output.total
-    outcome["output"] = output.text()[:500]
-    return outcome
+    cpu_seconds = time.process_time() - cpu_started
+    if outcome["status"] in ("ok", "error") and cpu_seconds > seconds:
+        outcome = {"status": "timeout", "clock": "cpu", "stopped": False}  # it finished, but over its limit
+    outcome["seconds"] = round(time.perf_counter() - wall_started, 4)
+    outcome["cpu_seconds"] = round(cpu_seconds, 4)
+    return outcome, output
+
+
+def _timeout_error(outcome: dict[str, Any], seconds: float) -> str:
+    """Which clock stopped a call: "exceeded 2 s of CPU time (took 2.31 s, retried once)"."""
+    if outcome["clock"] == "wall":
+        text, details = f"ran {seconds * WALL_BACKSTOP_FACTOR:g} s of wall time", ["backstop"]
+    else:
+        text = f"exceeded {seconds:g} s of CPU time"
+        stopped_at = f"stopped at {seconds * _BORDERLINE_FACTOR:g} s"
+        details = [stopped_at if outcome["stopped"] else f"took {outcome['cpu_seconds']:.2f} s"]
+    if outcome.get("retried"):
+        details.append("retried once")
+    return f"{text} ({', '.join(details)})"
 
 
 def _imports(tree: ast.AST) -> set[str]:
@@ -444,22 +572,36 @@ def select(key: str) -> bool:
     return True
 
 
+def _execute_module(code: types.CodeType) -> types.ModuleType:
+    """The environment as a fresh module (a retried load starts from a fresh one too)."""
+    module = types.ModuleType("environment")
+    module.__file__ = ENVIRONMENT_FILENAME
+    exec(code, vars(module))
+    return module
+
+
 def load(source: str, allowed_imports: list[str], seconds: float, output_limit: int) -> dict[str, Any]:
     """Execute an environment's source as a fresh module and report what it defines."""
     try:
         tree = ast.parse(source, ENVIRONMENT_FILENAME)
     except (SyntaxError, ValueError, RecursionError, MemoryError) as error:
         return {"status": "error", "error": _error_summary(error), "traceback": traceback.format_exc(limit=0)}
+    imported = _imports(tree)
     allowed = set(sys.stdlib_module_names) | set(allowed_imports)
-    foreign = sorted(name for name in _imports(tree) if name not in allowed)
+    foreign = sorted(name for name in imported if name not in allowed)
     if foreign:
         return {"status": "error", "error": f"imports non-standard-library modules: {', '.join(foreign)}"}
-    module = types.ModuleType("environment")
-    module.__file__ = ENVIRONMENT_FILENAME
+    failed = sorted(imported & set(_sandbox.preload_failures))
+    if failed:
+        why = _sandbox.preload_failures[failed[0]]
+        return {
+            "status": "error",
+            "error": f"allowed import {failed[0]} failed when the kernel started: {why}",
+        }
     linecache.cache[ENVIRONMENT_FILENAME] = (len(source), None, source.splitlines(True), ENVIRONMENT_FILENAME)
     code = compile(tree, ENVIRONMENT_FILENAME, "exec")
-    outcome = _call(exec, (code, vars(module)), seconds, output_limit)
-    outcome.pop("value", None)
+    outcome = _call(_execute_module, (code,), seconds, output_limit)
+    module = outcome.pop("value", None)
     outcome["environment_names"] = sorted(os.environ)
     if outcome["status"] == "ok":
         _sandbox.environment = module

@@ -43,8 +43,8 @@ def build_server(toolbox: Toolbox) -> Server:
         Tool(
             name=spec.name,
             description=spec.description,
-            input_schema=spec.args.model_json_schema(),
-            output_schema=spec.result.model_json_schema(),
+            input_schema=spec.input_schema(),
+            output_schema=spec.output_schema(),
         )
         for spec in TOOL_SPECS
     ]

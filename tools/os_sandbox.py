@@ -5,10 +5,12 @@ calls libc through `ctypes` walks past the hook. What contains such code is this
 the kernel's own OS: `bwrap` starts the kernel in new user, PID, network, IPC, UTS and cgroup
 namespaces, as an unprivileged uid with no capabilities, in a new session, dying with resyn. Its
 file system holds only the system's libraries and the Python installation (read-only), a private
-`/tmp`, a minimal `/proc` and `/dev`, and the kernel's work directory, which also carries the
-connection file and the Unix sockets (jupyter-client's `ipc` transport) resyn talks to it through;
-the network namespace has no interface but a loopback of its own. Why bubblewrap and not firejail,
-nsjail or Landlock: docs/validation.md.
+`/tmp` (a size-capped tmpfs holding the kernel's HOME), a minimal `/proc` and `/dev`, and the
+kernel's work directory, which also carries the connection file and the Unix sockets (jupyter-client's
+`ipc` transport) resyn talks to it through; the network namespace has no interface but a loopback of
+its own. Why bubblewrap and not firejail, nsjail or Landlock: docs/validation.md. `private_area`
+tells the kernel's audit hook which writes land only in that tmpfs (docs/validation.md, "Writes
+inside the sandbox").
 
 Where the sandbox cannot be made (no `bwrap`, user namespaces disabled), resyn refuses to run
 model-written code: `SandboxUnavailable`, one line saying how to fix it. `RESYN_KERNEL_SANDBOX=none`
@@ -20,9 +22,11 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import stat
 import subprocess
 import sys
 import tempfile
+from dataclasses import dataclass
 
 from resyn.settings import SandboxMode
 
@@ -35,6 +39,8 @@ _ROOT_LINKS = ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")  # symlin
 _SYSTEM_FILES = ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/localtime")
 _INSTALL_HINT = "install bubblewrap (Debian/Ubuntu: apt install bubblewrap)"
 _OPT_OUT_HINT = "or set RESYN_KERNEL_SANDBOX=none to run it unconfined"
+PRIVATE_TMP = "/tmp"  # under bwrap: a tmpfs of the kernel's own, gone with it
+PRIVATE_HOME = "/tmp/home"
 
 
 class SandboxUnavailable(RuntimeError):
@@ -49,13 +55,34 @@ def require_sandbox(mode: SandboxMode) -> None:
         require_bwrap()
 
 
-def confined_command(command: list[str], workdir: str, mode: SandboxMode) -> list[str]:
+@dataclass(frozen=True)
+class PrivateArea:
+    """A kernel's HOME and TMPDIR, and where its writes cannot reach anything outside its sandbox:
+    below one of `inside` but not below one of `bound` (host folders mounted into it)."""
+
+    home: str
+    tmp: str
+    inside: tuple[str, ...]
+    bound: tuple[str, ...]
+
+
+def private_area(workdir: str, mode: SandboxMode) -> PrivateArea:
+    """Under bwrap: the private /tmp, except the work directory and any Python root bound into it.
+    Unconfined there is no such place: HOME and TMPDIR are the work directory, and every write counts."""
+    if mode == "none":
+        return PrivateArea(home=workdir, tmp=workdir, inside=(), bound=())
+    return PrivateArea(
+        home=PRIVATE_HOME, tmp=PRIVATE_TMP, inside=(PRIVATE_TMP,), bound=(workdir, *_python_roots())
+    )
+
+
+def confined_command(command: list[str], workdir: str, mode: SandboxMode, tmp_size_mb: int) -> list[str]:
     """The kernel's command line, inside the sandbox (`bwrap`) or as it is (`none`)."""
-    return command if mode == "none" else [*bwrap_arguments(workdir), "--", *command]
+    return command if mode == "none" else [*bwrap_arguments(workdir, tmp_size_mb), "--", *command]
 
 
-def bwrap_arguments(workdir: str) -> list[str]:
-    """`bwrap` and its options for a kernel whose only writable place is `workdir`."""
+def bwrap_arguments(workdir: str, tmp_size_mb: int) -> list[str]:
+    """`bwrap` and its options for a kernel that writes only in `workdir` and its private /tmp."""
     arguments = [
         "bwrap",
         "--unshare-all",
@@ -74,14 +101,10 @@ def bwrap_arguments(workdir: str) -> list[str]:
             arguments += ["--ro-bind", path, path]
     for path in _SYSTEM_FILES:
         arguments += ["--ro-bind-try", path, path]
-    arguments += [
-        "--proc",
-        "/proc",
-        "--dev",
-        "/dev",
-        "--tmpfs",
-        "/tmp",
-    ]  # before the binds that may lie in /tmp
+    arguments += ["--proc", "/proc", "--dev", "/dev"]
+    if _can_size_tmpfs():  # a tmpfs is held in memory, outside the kernel's RLIMIT_AS
+        arguments += ["--size", str(tmp_size_mb * 1024 * 1024)]
+    arguments += ["--tmpfs", PRIVATE_TMP, "--dir", PRIVATE_HOME]  # before the binds that may lie in /tmp
     for path in _python_roots():
         arguments += ["--ro-bind", path, path]
     arguments += ["--bind", workdir, workdir, "--chdir", workdir]
@@ -94,6 +117,14 @@ def _python_roots() -> list[str]:
     roots = {os.path.realpath(root) for root in roots} | roots
     kept = sorted(root for root in roots if os.path.isdir(root) and not root.startswith("/usr/"))
     return [root for root in kept if not any(root.startswith(other + "/") for other in kept)]
+
+
+@functools.cache
+def _can_size_tmpfs() -> bool:
+    """`--size` came with bubblewrap 0.7, and a setuid bwrap refuses it."""
+    executable = shutil.which("bwrap")
+    setuid = executable is not None and bool(os.stat(executable).st_mode & stat.S_ISUID)
+    return _bwrap_version() >= (0, 7) and not setuid
 
 
 @functools.cache
@@ -112,7 +143,11 @@ def require_bwrap() -> None:
         )
     with tempfile.TemporaryDirectory(prefix="resyn-bwrap-probe-") as workdir:
         probe = subprocess.run(
-            [*bwrap_arguments(workdir), "--", "true"], capture_output=True, text=True, check=False, timeout=30
+            [*bwrap_arguments(workdir, tmp_size_mb=1), "--", "true"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=30,
         )
     if probe.returncode != 0:
         why = (probe.stderr.strip().splitlines() or [f"exit status {probe.returncode}"])[-1]

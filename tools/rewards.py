@@ -56,6 +56,8 @@ def item_from_completion(ground_truth: str | dict[str, Any], completion: str) ->
 
 _default: RewardScorer | None = None
 _default_pid: int | None = None
+# Held while the scorer is looked at and replaced (not while one closes): verl's reward loop makes its
+# first calls from many threads at once, and they must share one scorer, not close each other's.
 _default_lock = threading.Lock()
 
 
@@ -65,16 +67,9 @@ def configure(
     """Set up this process's reward functions: where the environment sources are (else the variable
     RESYN_ENVIRONMENTS_DIR) and how many kernels score (else RESYN_REWARD_KERNELS, else the kernel
     pool size). Replaces (and closes) the scorer they used before; returns the new one."""
-    global _default, _default_pid
-    directory = environments_dir or os.environ.get(ENVIRONMENTS_DIR_VARIABLE) or None
-    try:
-        kernels = kernels or int(os.environ.get(KERNELS_VARIABLE) or 0) or None
-    except ValueError:
-        raise RewardSetupError(f"{KERNELS_VARIABLE} must be a whole number of kernels") from None
-    scorer = RewardScorer(directory, settings, kernels=kernels)
+    scorer = _new_scorer(environments_dir, settings, kernels)
     with _default_lock:
-        previous = _default if _default_pid == os.getpid() else None
-        _default, _default_pid = scorer, os.getpid()
+        previous = _install(scorer)
     if previous is not None:
         previous.close()
     return scorer
@@ -82,12 +77,36 @@ def configure(
 
 def default_scorer(environments_dir: Path | str | None = None) -> RewardScorer:
     """The process's scorer, made on first use (and anew in a forked child: threads do not fork)."""
+    wanted = Path(environments_dir) if environments_dir is not None else None
     with _default_lock:
         current = _default if _default_pid == os.getpid() else None
-    wanted = Path(environments_dir) if environments_dir is not None else None
-    if current is None or (wanted is not None and current.sources.directory != wanted):
-        return configure(environments_dir)
-    return current
+        if current is not None and (wanted is None or current.sources.directory == wanted):
+            return current
+        scorer = _new_scorer(environments_dir)
+        previous = _install(scorer)
+    if previous is not None:
+        previous.close()
+    return scorer
+
+
+def _new_scorer(
+    environments_dir: Path | str | None, settings: Settings | None = None, kernels: int | None = None
+) -> RewardScorer:
+    """A scorer (it starts no kernel before it scores) with the variables' defaults filled in."""
+    directory = environments_dir or os.environ.get(ENVIRONMENTS_DIR_VARIABLE) or None
+    try:
+        kernels = kernels or int(os.environ.get(KERNELS_VARIABLE) or 0) or None
+    except ValueError:
+        raise RewardSetupError(f"{KERNELS_VARIABLE} must be a whole number of kernels") from None
+    return RewardScorer(directory, settings, kernels=kernels)
+
+
+def _install(scorer: RewardScorer) -> RewardScorer | None:
+    """Make `scorer` the process's (under _default_lock); returns the one it replaces, to close."""
+    global _default, _default_pid
+    previous = _default if _default_pid == os.getpid() else None
+    _default, _default_pid = scorer, os.getpid()
+    return previous
 
 
 @atexit.register

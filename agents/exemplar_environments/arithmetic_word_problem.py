@@ -6,6 +6,7 @@ the statements so the dependencies must be untangled, and asks for totals or dif
 """
 
 import random
+import re
 
 NAME = "arithmetic-word-problem"
 TOPIC = "multi-step arithmetic word problems"
@@ -20,52 +21,50 @@ NAMES = sorted(_NAMES_TEXT.split())
 ITEMS = ["marbles", "stickers", "coins", "stamps", "shells", "cards", "pencils", "beads", "apples", "books"]
 TIMES = {2: "twice", 3: "three times", 4: "four times"}
 FRACTIONS = {2: "half", 3: "a third", 4: "a quarter", 5: "a fifth"}
+OPERATIONS = ["more", "fewer", "times", "fraction", "sum", "difference"]
 
 
-def _step(rng: random.Random, who: str, item: str, values: dict[str, int]) -> tuple[str, int, list] | None:
-    """Define `who` from earlier people with one random operation, or None if it does not fit."""
+def _step(rng: random.Random, who: str, item: str, values: dict[str, int]) -> tuple[str, int, list]:
+    """Define `who` from earlier people with one random operation that fits their counts."""
     known = list(values)  # definition order; leaning on the newest person makes the tree deeper
     q = known[-1] if rng.random() < 0.6 else rng.choice(known)
     r = rng.choice([p for p in known if p != q]) if len(known) > 1 else q
     vq, vr = values[q], values[r]
-    op = rng.choice(["more", "fewer", "times", "fraction", "sum", "difference"])
-    if op == "more":
-        k = rng.randint(2, 25)
-        return f"{who} has {k} more {item} than {q}.", vq + k, [q]
-    if op == "fewer" and vq > 3:
-        k = rng.randint(1, min(25, vq - 1))
-        return f"{who} has {k} fewer {item} than {q}.", vq - k, [q]
-    if op == "times":
-        k = rng.choice(sorted(TIMES))
-        if vq * k <= 600:
-            return f"{who} has {TIMES[k]} as many {item} as {q}.", vq * k, [q]
-    if op == "fraction":
-        options = [k for k in sorted(FRACTIONS) if vq % k == 0]
-        if options:
-            k = rng.choice(options)
-            return f"{who} has {FRACTIONS[k]} as many {item} as {q}.", vq // k, [q]
-    if op == "sum" and q != r:
-        return f"{who} has as many {item} as {q} and {r} have together.", vq + vr, [q, r]
-    if op == "difference" and q != r and vq != vr:
-        big, small = (q, r) if vq > vr else (r, q)
-        return f"{who} has as many {item} as {big} has more than {small}.", abs(vq - vr), [q, r]
-    return None
+    for op in rng.sample(OPERATIONS, len(OPERATIONS)):  # "more" always fits, so some op returns
+        if op == "more":
+            k = rng.randint(2, 25)
+            return f"{who} has {k} more {item} than {q}.", vq + k, [q]
+        if op == "fewer" and vq > 3:
+            k = rng.randint(1, min(25, vq - 1))
+            return f"{who} has {k} fewer {item} than {q}.", vq - k, [q]
+        if op == "times":
+            k = rng.choice(sorted(TIMES))
+            if vq * k <= 600:
+                return f"{who} has {TIMES[k]} as many {item} as {q}.", vq * k, [q]
+        if op == "fraction":
+            options = [k for k in sorted(FRACTIONS) if vq % k == 0]
+            if options:
+                k = rng.choice(options)
+                return f"{who} has {FRACTIONS[k]} as many {item} as {q}.", vq // k, [q]
+        if op == "sum" and q != r:
+            return f"{who} has as many {item} as {q} and {r} have together.", vq + vr, [q, r]
+        if op == "difference" and q != r and vq != vr:
+            big, small = (q, r) if vq > vr else (r, q)
+            return f"{who} has as many {item} as {big} has more than {small}.", abs(vq - vr), [q, r]
+    raise AssertionError("unreachable: the 'more' operation always fits")
 
 
-def generate(seed: int, difficulty: int) -> dict:
-    rng = random.Random(seed * 1000 + difficulty)
+def _draw(rng: random.Random, difficulty: int) -> tuple[str, int, dict]:
+    """One word problem: its question, its answer and its meta."""
     people = rng.sample(NAMES, difficulty + 2)
     item = rng.choice(ITEMS)
     values = {people[0]: rng.randint(6, 60)}
     depth = {people[0]: 0}
     statements = [f"{people[0]} has {values[people[0]]} {item}."]
     for who in people[1:]:
-        made = None
-        while made is None:
-            made = _step(rng, who, item, values)
-        statements.append(made[0])
-        values[who] = made[1]
-        depth[who] = 1 + max(depth[p] for p in made[2])
+        statement, values[who], used = _step(rng, who, item, values)
+        statements.append(statement)
+        depth[who] = 1 + max(depth[p] for p in used)
     if difficulty >= 3:
         rng.shuffle(statements)
     target = rng.choice(["last", "total", "gap"]) if difficulty >= 3 else "last"
@@ -86,6 +85,8 @@ def generate(seed: int, difficulty: int) -> dict:
         + f"\n\n{ask}\nAnswer with a single integer in decimal digits (for example: 17), without units."
     )
     meta = {
+        "n_people": len(people),
+        "max_depth": max(depth.values()),
         "people": people,
         "values": values,
         "depth": depth,
@@ -93,6 +94,18 @@ def generate(seed: int, difficulty: int) -> dict:
         "answer": answer,
         "item": item,
     }
+    return question, answer, meta
+
+
+def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
+    rng = random.Random(seed * 1000 + difficulty)
+    for _ in range(100):
+        question, answer, meta = _draw(rng, difficulty)
+        # a step that undoes another ("B has 11 more than A; C has as many as B has more than A")
+        # makes the answer one of the printed numbers, to be guessed rather than computed
+        if str(answer) not in re.findall(r"\d+", question):
+            break
     return {"question": question, "witness": str(answer), "meta": meta}
 
 

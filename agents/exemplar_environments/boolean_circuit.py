@@ -45,14 +45,15 @@ def _bits(text: str, length: int) -> list[int] | None:
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
-    d = max(1, min(5, difficulty))
-    n_inputs, n_gates = 2 + d, 2 + 2 * d
-    mode = "find" if d >= 3 and rng.random() < 0.5 else "evaluate"
+    n_inputs, n_gates = 2 + difficulty, 2 + 2 * difficulty
+    n_outputs = 3 + difficulty // 2  # at least 3 bits, so another instance's answer rarely fits by chance
+    mode = "find" if difficulty >= 3 and rng.random() < 0.5 else "evaluate"
     for _ in range(100):
         gates = _circuit(rng, n_inputs, n_gates)
         inputs = [rng.randint(0, 1) for _ in range(n_inputs)]
-        outputs = sorted([*rng.sample(range(1, n_gates), min(1 + d // 2, n_gates - 1)), n_gates])
+        outputs = sorted([*rng.sample(range(1, n_gates), n_outputs - 1), n_gates])
         names = [f"g{i}" for i in outputs]
         wires = _simulate(inputs, gates)
         target = [wires[name] for name in names]
@@ -81,7 +82,14 @@ def generate(seed: int, difficulty: int) -> dict:
         )
         if witness not in question:
             break
-    meta = {"mode": mode, "n_inputs": n_inputs, "gates": gates, "outputs": names, "target": target}
+    meta = {
+        "mode": mode,
+        "n_inputs": n_inputs,
+        "n_gates": n_gates,
+        "gates": gates,
+        "outputs": names,
+        "target": target,
+    }
     return {"question": question, "witness": witness, "meta": meta}
 
 

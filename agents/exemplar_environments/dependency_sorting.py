@@ -22,6 +22,7 @@ _POOL = [
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
     n = 5 + 3 * difficulty
     order = rng.sample(_POOL, n)

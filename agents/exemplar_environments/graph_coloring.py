@@ -15,6 +15,7 @@ DESCRIPTION = "Assign one of k colours to every vertex so that adjacent vertices
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
     k = 3 if difficulty <= 3 else 4
     n = 6 + 3 * difficulty

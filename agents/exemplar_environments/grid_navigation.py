@@ -1,7 +1,8 @@
 """Grid navigation: count the fewest moves from S to E in a grid maze with walls.
 
 Walls are scattered at random, the start is placed on an open cell, and the exit is chosen among
-the cells far from it (by breadth-first search) so the answer needs a genuine search.
+the cells far from it (by breadth-first search) so the answer needs a genuine search. The question
+prints no numbers (the picture shows the size), so the answer cannot be guessed from them.
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections import deque
 NAME = "grid-navigation"
 TOPIC = "grid navigation"
 DESCRIPTION = "Find the minimum number of moves from a start cell to an exit cell in a grid with walls."
+
+ATTEMPTS = 200  # a grid with a long enough route takes about 6 draws at level 5
 
 
 def _bfs(grid: list[list[str]], start: tuple[int, int]) -> dict[tuple[int, int], int]:
@@ -30,10 +33,11 @@ def _bfs(grid: list[list[str]], start: tuple[int, int]) -> dict[tuple[int, int],
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
     rows, cols = 4 + 2 * difficulty, 6 + 2 * difficulty
     density = 0.26 + 0.03 * difficulty
-    while True:
+    for _ in range(ATTEMPTS):
         grid = [["#" if rng.random() < density else "." for _ in range(cols)] for _ in range(rows)]
         open_cells = [(r, c) for r in range(rows) for c in range(cols) if grid[r][c] == "."]
         if not open_cells:
@@ -43,22 +47,29 @@ def generate(seed: int, difficulty: int) -> dict:
         far = max(dist.values())
         if far >= rows + cols - 4:
             break
-    ends = sorted(cell for cell, d in dist.items() if d >= 0.7 * far)
-    end = rng.choice(ends)
+    else:
+        raise RuntimeError(f"no grid with a long enough route in {ATTEMPTS} attempts")
+    end = rng.choice(sorted(cell for cell, d in dist.items() if d >= 0.7 * far))
     grid[start[0]][start[1]], grid[end[0]][end[1]] = "S", "E"
     picture = "\n".join("".join(row) for row in grid)
     question = (
-        f"Here is a grid of {rows} rows and {cols} columns. '#' is a wall, '.' is an open cell, "
-        "'S' is the start and 'E' is the exit:\n\n"
+        "Here is a grid maze. '#' is a wall, '.' is an open cell, 'S' is the start and 'E' is the exit:\n\n"
         + picture
         + "\n\nEach move goes one cell up, down, left or right (no diagonal moves), never into a wall "
         "and never outside the grid. What is the minimum number of moves needed to get from S to E? "
-        "Answer format: a single integer (just the number, e.g. 12)."
+        "Answer format: a single integer in decimal digits, nothing else."
     )
     return {
         "question": question,
         "witness": str(dist[end]),
-        "meta": {"rows": rows, "cols": cols, "start": list(start), "end": list(end), "steps": dist[end]},
+        "meta": {
+            "rows": rows,
+            "cols": cols,
+            "walls": sum(row.count("#") for row in grid),
+            "start": list(start),
+            "end": list(end),
+            "steps": dist[end],
+        },
     }
 
 

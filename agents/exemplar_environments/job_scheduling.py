@@ -33,6 +33,7 @@ def _best_split(durations: list[int]) -> tuple[int, list[int]]:
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
     n = 6 + 2 * difficulty
     durations = [rng.randint(2, 10 + 8 * difficulty) for _ in range(n)]
@@ -53,7 +54,7 @@ def generate(seed: int, difficulty: int) -> dict:
     return {
         "question": question,
         "witness": witness,
-        "meta": {"jobs": names, "durations": durations, "optimal_makespan": makespan},
+        "meta": {"n_jobs": n, "jobs": names, "durations": durations, "optimal_makespan": makespan},
     }
 
 

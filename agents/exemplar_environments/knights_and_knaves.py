@@ -2,6 +2,7 @@
 
 A truth assignment is planted, statements consistent with it are added until brute force over all
 2^n assignments leaves exactly one consistent, and then redundant statements are pruned away.
+Brute force is fine here because level 5 keeps it small: n <= 7 islanders, 128 assignments.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ _NAMES = [
     "Alice", "Bruno", "Clara", "Dmitri", "Elena", "Felix", "Greta", "Hugo", "Ines", "Jonas", "Kira",
     "Lars", "Mona", "Nils", "Olga", "Pavel", "Quinn", "Rosa", "Sven", "Tara", "Umar", "Vera",
 ]  # fmt: skip
+ATTEMPTS = 100  # a planted assignment almost always becomes unique at the first try
 
 
 def _truth(st: list, a: list[bool]) -> bool:
@@ -64,6 +66,7 @@ def _render(st: list, names: list[str], n: int) -> str:
 
 
 def _consistent(stmts: list[tuple[int, list]], n: int) -> int:
+    """How many of the 2^n assignments make every speaker truthful exactly when a knight."""
     count = 0
     for mask in range(1 << n):
         a = [bool(mask >> i & 1) for i in range(n)]
@@ -73,10 +76,11 @@ def _consistent(stmts: list[tuple[int, list]], n: int) -> int:
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
     n = difficulty + 2
     names = rng.sample(_NAMES, n)
-    while True:
+    for _ in range(ATTEMPTS):
         truth = [rng.random() < 0.5 for _ in range(n)]
         stmts: list[tuple[int, list]] = []
         for _ in range(12 * n):
@@ -88,6 +92,8 @@ def generate(seed: int, difficulty: int) -> dict:
                     break
         if _consistent(stmts, n) == 1:
             break
+    else:
+        raise RuntimeError(f"no puzzle with a unique solution in {ATTEMPTS} attempts")
     alive = [True] * len(stmts)
     for i in sorted(range(len(stmts)), key=lambda _: rng.random()):
         alive[i] = False

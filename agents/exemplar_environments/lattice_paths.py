@@ -16,7 +16,7 @@ DESCRIPTION = (
 MAX_ANSWER_CHARS = 60
 # difficulty -> (row range, column range, blocked fraction, diagonal steps allowed)
 LEVELS = {
-    1: ((3, 4), (3, 5), 0.12, False),
+    1: ((3, 4), (4, 5), 0.15, False),
     2: ((4, 5), (5, 6), 0.15, False),
     3: ((5, 7), (6, 8), 0.18, False),
     4: ((6, 8), (7, 9), 0.2, True),
@@ -42,8 +42,9 @@ def _count(grid: list[str], diagonal: bool) -> int:
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
-    (rlo, rhi), (clo, chi), frac, diagonal = LEVELS.get(difficulty, LEVELS[5])
+    (rlo, rhi), (clo, chi), frac, diagonal = LEVELS[difficulty]
     for _ in range(200):
         rows, cols = rng.randint(rlo, rhi), rng.randint(clo, chi)
         cells = [
@@ -57,16 +58,23 @@ def generate(seed: int, difficulty: int) -> dict:
     moves = (
         "one cell right, one cell down, or one cell diagonally down-right"
         if diagonal
-        else ("one cell right or one cell down")
+        else "one cell right or one cell down"
     )
     question = (
-        f"A grid has {rows} rows and {cols} columns. '.' is an open cell and '#' is a blocked cell:\n\n"
+        "In the grid below, '.' is an open cell and '#' is a blocked cell:\n\n"
         + "\n".join(grid)
         + f"\n\nStarting in the top-left cell, each step moves {moves}, and a path may never enter a "
         "blocked cell. How many different paths lead from the top-left cell to the bottom-right cell?\n"
-        "Answer with a single non-negative integer in decimal digits (for example: 42)."
+        "Answer with a single non-negative integer in decimal digits, nothing else."
     )
-    meta = {"rows": rows, "cols": cols, "grid": grid, "diagonal": diagonal, "count": count}
+    meta = {
+        "rows": rows,
+        "cols": cols,
+        "blocked": len(blocked),
+        "grid": grid,
+        "diagonal": diagonal,
+        "count": count,
+    }
     return {"question": question, "witness": str(count), "meta": meta}
 
 

@@ -1,7 +1,8 @@
 """Sequence completion: infer the planted rule behind an integer sequence and extend it.
 
 Rules rise with difficulty: arithmetic/geometric, quadratic, interleaved pairs,
-second-order linear recurrences, and third-order recurrences or cubics.
+second-order linear recurrences, and third-order recurrences or cubics. The question names the
+level's family of rules, and enough terms are shown to pin the rule down, so the answer is unique.
 """
 
 import random
@@ -13,6 +14,14 @@ DESCRIPTION = "Infer the rule that generates an integer sequence and give its ne
 MAX_ANSWER_CHARS = 500
 # difficulty -> (terms shown, terms asked)
 SIZES = {1: (6, 1), 2: (6, 2), 3: (8, 2), 4: (8, 3), 5: (10, 3)}
+RULES = {
+    1: "arithmetic (a constant difference) or geometric (a constant integer ratio)",
+    2: "geometric (a constant integer ratio) or a quadratic polynomial in the position",
+    3: "two interleaved sequences (odd and even positions), each arithmetic or geometric",
+    4: "a recurrence a(n) = p*a(n-1) + q*a(n-2) + c with integer constants p, q, c",
+    5: "a recurrence a(n) = p*a(n-1) + q*a(n-2) + r*a(n-3) + c with integer constants p, q, r, c "
+    "(a cubic polynomial in the position is one of these)",
+}
 
 
 def _linear(a: int, d: int, n: int) -> list[int]:
@@ -39,10 +48,10 @@ def _sequence(rng: random.Random, difficulty: int, n: int) -> tuple[str, list[in
     if difficulty == 1:
         if rng.random() < 0.7:
             return "arithmetic", _linear(rng.randint(-30, 60), _nonzero(rng, 2, 19), n)
-        return "geometric", _geometric(rng.randint(1, 12), rng.choice([2, 3]), n)
+        return "geometric", _geometric(_nonzero(rng, 1, 25), rng.choice([2, 3]), n)
     if difficulty == 2:
         if rng.random() < 0.4:
-            return "geometric", _geometric(_nonzero(rng, 1, 9), rng.choice([-3, -2, 2, 3, 4]), n)
+            return "geometric", _geometric(_nonzero(rng, 1, 15), rng.choice([-3, -2, 2, 3, 4]), n)
         a, b, c = rng.randint(-10, 20), rng.randint(-6, 6), rng.randint(1, 4)
         return "quadratic", [a + b * i + c * i * i for i in range(n)]
     if difficulty == 3:
@@ -65,25 +74,23 @@ def _sequence(rng: random.Random, difficulty: int, n: int) -> tuple[str, list[in
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
-    shown, asked = SIZES.get(difficulty, SIZES[5])
+    shown, asked = SIZES[difficulty]
     for _ in range(100):
         kind, seq = _sequence(rng, difficulty, shown + asked)
-        if len(set(seq[:shown])) < 3:
-            continue
         visible = ", ".join(str(x) for x in seq[:shown])
         witness = ", ".join(str(x) for x in seq[shown:])
-        word = "term" if asked == 1 else f"{asked} terms"
-        question = (
-            "The integer sequence below follows one simple rule: arithmetic, geometric, polynomial in the "
-            "position, an interleaving of two such sequences (odd and even positions), or a linear "
-            f"recurrence with constant integer coefficients plus a constant.\n\n{visible}, ...\n\n"
-            f"Give the next {word} of the sequence. Answer with exactly {asked} integer(s), comma-separated, "
-            f"in order (for example: 7, -12, 40)."
-        )
-        if witness not in question:
+        # at least 3 distinct terms, and the answer is not a run of the shown terms (periodic sequences)
+        if len(set(seq[:shown])) >= 3 and f", {witness}, " not in f", {visible}, ":
             break
-    meta = {"kind": kind, "shown": seq[:shown], "next": seq[shown:], "difficulty": difficulty}
+    word = "term" if asked == 1 else f"{asked} terms"
+    question = (
+        f"The integer sequence below follows one rule: {RULES[difficulty]}.\n\n{visible}, ...\n\n"
+        f"Give the next {word} of the sequence. Answer with exactly {asked} integer(s), comma-separated, "
+        "in order (for example: 7, -12, 40)."
+    )
+    meta = {"kind": kind, "n_shown": shown, "n_asked": asked, "shown": seq[:shown], "next": seq[shown:]}
     return {"question": question, "witness": witness, "meta": meta}
 
 

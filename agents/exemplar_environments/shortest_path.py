@@ -7,6 +7,7 @@ generation time, and the target is chosen among the nodes whose cheapest route u
 from __future__ import annotations
 
 import heapq
+import itertools
 import random
 import re
 
@@ -34,6 +35,7 @@ def _dijkstra(n: int, adj: list[list[tuple[int, int]]], src: int) -> tuple[list[
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
     n = 6 + 3 * difficulty
     names = list(_LETTERS[:n])
@@ -43,12 +45,9 @@ def generate(seed: int, difficulty: int) -> dict:
     for i in range(1, n):
         a, b = perm[i], perm[rng.randrange(max(0, i - 3), i)]
         weights[(min(a, b), max(a, b))] = rng.randint(1, 9 + 3 * difficulty)
-    extra = n // 2 + 2 * difficulty
-    while extra > 0:
-        a, b = sorted(rng.sample(range(n), 2))
-        if (a, b) not in weights:
-            weights[(a, b)] = rng.randint(1, 9 + 3 * difficulty)
-            extra -= 1
+    missing = [pair for pair in itertools.combinations(range(n), 2) if pair not in weights]
+    for pair in rng.sample(missing, n // 2 + 2 * difficulty):
+        weights[pair] = rng.randint(1, 9 + 3 * difficulty)
     adj: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     for (a, b), w in sorted(weights.items()):
         adj[a].append((b, w))
@@ -61,11 +60,11 @@ def generate(seed: int, difficulty: int) -> dict:
     rng.shuffle(edges)
     lines = [f"{names[a]} - {names[b]}: {w}" for (a, b), w in edges]
     question = (
-        f"An undirected graph has {n} nodes ({', '.join(names)}) and {len(edges)} edges. "
+        f"An undirected graph has the nodes {', '.join(names)}. "
         "Each edge is listed as 'X - Y: weight' and can be travelled in both directions:\n"
         + "\n".join(lines)
         + f"\n\nWhat is the minimum total weight of a path from node {names[src]} to node {names[dst]}? "
-        "Answer format: a single integer (just the number, e.g. 17)."
+        "Answer format: a single integer in decimal digits, nothing else."
     )
     return {
         "question": question,

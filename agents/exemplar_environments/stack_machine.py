@@ -48,13 +48,14 @@ def _run(program: list[str], limit: int = 10_000) -> list[int]:
 
 
 def _straight(rng: random.Random, program: list[str], count: int) -> None:
-    """Append `count` random straight-line ops that are valid for the stack they meet."""
+    """Append `count` random straight-line ops that are valid for, and change, the stack they meet."""
     for _ in range(count):
         stack = _run(program)
         choices = ["PUSH"] * 2 + (["DUP"] if stack else [])
         if len(stack) >= 2:
             a, b = stack[-2], stack[-1]
-            choices += ["ADD", "SUB", "SWAP", "OVER", "POP"] + (["MUL"] if abs(a * b) <= 400 else [])
+            choices += ["ADD", "OVER", "POP"] + (["MUL"] if abs(a * b) <= 400 else [])
+            choices += ["SUB", "SWAP"] if a != b else []  # equal items: SWAP does nothing, SUB gives 0
         op = rng.choice(choices)
         program.append(f"PUSH {rng.randint(-9, 20)}" if op == "PUSH" else op)
 
@@ -66,9 +67,8 @@ def _parse(answer: str) -> list[int]:
     return [int(p) for p in parts]
 
 
-def generate(seed: int, difficulty: int) -> dict:
-    rng = random.Random(seed * 1000 + difficulty)
-    n_prefix, loops, segments, n_suffix, whole = LEVELS.get(difficulty, LEVELS[5])
+def _program(rng: random.Random, difficulty: int) -> list[str]:
+    n_prefix, loops, segments, n_suffix, _ = LEVELS[difficulty]
     program = [f"PUSH {rng.randint(1, 12)}"]
     _straight(rng, program, n_prefix - 1)
     if loops:
@@ -82,16 +82,27 @@ def generate(seed: int, difficulty: int) -> dict:
         end = len(program) + 7
         program += ["SWAP", "PUSH 1", "SUB", "DUP", f"JZ {end}", "SWAP", f"JMP {start}", "POP"]
     _straight(rng, program, n_suffix)
-    stack = _run(program)
+    return program
+
+
+def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
+    rng = random.Random(seed * 1000 + difficulty)
+    _, loops, _, _, whole = LEVELS[difficulty]
+    for _ in range(100):
+        program = _program(rng, difficulty)
+        stack = _run(program)
+        witness = ", ".join(str(x) for x in stack) if whole else str(stack[-1])
+        pushed = {line.split()[1] for line in program if line.startswith("PUSH")}
+        if witness not in pushed:  # an answer that is one of the pushed constants needs no tracing
+            break
     listing = "\n".join(f"{i}: {line}" for i, line in enumerate(program))
     if whole:
-        witness = ", ".join(str(x) for x in stack)
         ask = (
             "Give the whole final stack, from bottom to top, as comma-separated integers "
             "(for example: 4, -2, 13). The stack at the end is never empty."
         )
     else:
-        witness = str(stack[-1])
         ask = "Give the value on top of the stack when the program halts, as one integer (for example: 13)."
     question = (
         "A stack machine starts with an empty stack and runs the program below from instruction 0, "
@@ -101,7 +112,13 @@ def generate(seed: int, difficulty: int) -> dict:
         "to instruction t if it was 0 (otherwise continues). JMP t always jumps to instruction t.\n\n"
         f"{listing}\n\n{ask}"
     )
-    meta = {"program": program, "final_stack": stack, "whole_stack": whole}
+    meta = {
+        "n_instructions": len(program),
+        "loop_passes": loops,
+        "program": program,
+        "final_stack": stack,
+        "whole_stack": whole,
+    }
     return {"question": question, "witness": witness, "meta": meta}
 
 

@@ -59,8 +59,9 @@ def _affine_unique(known: str, key: list[int]) -> bool:
 
 
 def generate(seed: int, difficulty: int) -> dict:
+    difficulty = max(1, min(5, int(difficulty)))
     rng = random.Random(seed * 1000 + difficulty)
-    n_words, ciphers, key_given = LEVELS.get(difficulty, LEVELS[5])
+    n_words, ciphers, key_given = LEVELS[difficulty]
     cipher = rng.choice(ciphers)
     words = [rng.choice(WORDS) for _ in range(n_words)]
     plain = " ".join(words)
@@ -100,7 +101,15 @@ def generate(seed: int, difficulty: int) -> dict:
         "Decrypt the whole message. Answer with the plaintext words separated by single spaces "
         "(letter case does not matter)."
     )
-    meta = {"cipher": cipher, "key": key, "ciphertext": cipher_text, "plaintext": plain}
+    meta = {
+        "n_words": n_words,
+        "key_length": len(key),
+        "key_given": key_given,
+        "cipher": cipher,
+        "key": key,
+        "ciphertext": cipher_text,
+        "plaintext": plain,
+    }
     return {"question": question, "witness": plain, "meta": meta}
 
 

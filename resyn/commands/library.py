@@ -41,13 +41,15 @@ def show(
     ] = False,
 ) -> None:
     """One environment: verdict, reason, checks, pass rates, attempts, file."""
-    from resyn.memory.library import Library, UnknownEnvironment
+    from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
     from resyn.settings import Settings
     from resyn.views import attempts_table, environment_panel
 
     library = Library(Settings().data_dir, read_only=True)
     try:
         record = library.get(environment_id)
+    except AmbiguousEnvironment as ambiguous:
+        raise fail_usage(f"{ambiguous}: give more of the id") from None
     except UnknownEnvironment:
         raise fail_usage(f"no environment {environment_id!r} in {library.data_dir}") from None
     attempts = library.attempts(record.id)

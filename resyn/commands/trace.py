@@ -20,7 +20,7 @@ def trace(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole trace as JSON")] = False,
 ) -> None:
     """Why was it rejected, what did each repair change, where did the tokens go."""
-    from resyn.memory.library import Library, UnknownEnvironment
+    from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
     from resyn.memory.traces import TraceStore, environment_story
     from resyn.settings import Settings
     from resyn.trace_views import environment_trace, job_summary
@@ -50,6 +50,8 @@ def trace(
             return
         try:
             story = environment_story(library, traces, environment_id)
+        except AmbiguousEnvironment as ambiguous:
+            raise fail_usage(f"{ambiguous}: give more of the id") from None
         except UnknownEnvironment:
             raise fail_usage(f"no environment {environment_id!r} in {data_dir}") from None
         if as_json:

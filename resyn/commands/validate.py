@@ -33,7 +33,10 @@ def validate(
                 "path": str(path),
                 "name": report.name,
                 "valid": report.valid,
-                "checks": [{"name": c.name, "passed": c.passed, "detail": c.detail} for c in report.checks],
+                "checks": [
+                    {"name": c.name, "passed": c.passed, "skipped": c.skipped, "detail": c.detail}
+                    for c in report.checks
+                ],
                 "seconds": report.seconds,
             }
             for path, report in zip(paths, reports, strict=True)

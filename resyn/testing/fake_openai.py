@@ -8,12 +8,19 @@ It also misbehaves on demand, as real endpoints do: `Faults` picks a share of th
 answer with a fault (429 with Retry-After, 500, a hang past the client's timeout, an empty body,
 truncated JSON, an empty message, prose without code, a dropped connection), and `go_down()` /
 `come_back()` stop and restart the listener on the same port (connections are refused meanwhile).
+
+Its latency is fixed (`latency_s`) unless a `latency` function of the request is given:
+`LognormalLatency` draws each role's from a lognormal, as a real model's replies spread. For
+benchmarks, `RepairingAuthor` makes a share of the topics need repairs before their draft passes.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import random
+import re
 import threading
 import time
 from collections import Counter
@@ -42,6 +49,54 @@ def scripted_world_reply(messages: list[dict[str, Any]]) -> str:
         for message in messages
     ]
     return scripted_world.reply_for(role_of(messages))(converted)
+
+
+@dataclass
+class LognormalLatency:
+    """Seconds per request, lognormal around each role's median (`sigma` is the log's spread),
+    drawn from a seeded generator so a benchmark run can be repeated."""
+
+    medians: dict[str, float]
+    sigma: float = 0.6
+    seed: int = 0
+    _rng: random.Random = field(init=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
+
+    def __post_init__(self) -> None:
+        self._rng = random.Random(self.seed)
+
+    def __call__(self, body: dict[str, Any]) -> float:
+        with self._lock:
+            return self._rng.lognormvariate(math.log(self.medians[role_of(body["messages"])]), self.sigma)
+
+
+_TOPIC_IN_PROMPT = re.compile(r'(?:Now write the environment for|for the topic) "(.*?)"')
+
+
+@dataclass
+class RepairingAuthor:
+    """The scripted world's replies, except that a `share` of the topics (by a hash of the name)
+    get 1 to 3 drafts that do not load before the canned environment: each needs repairs."""
+
+    share: float = 1 / 3
+    broken_left: dict[str, int] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, messages: list[dict[str, Any]]) -> str:
+        reply = scripted_world_reply(messages)
+        match = _TOPIC_IN_PROMPT.search(messages[-1]["content"])
+        if role_of(messages) != "author" or match is None:
+            return reply
+        topic = match.group(1)
+        digest = int(hashlib.sha256(topic.encode()).hexdigest(), 16)
+        with self._lock:
+            if topic not in self.broken_left:
+                self.broken_left[topic] = 1 + digest // 1000 % 3 if digest % 1000 < self.share * 1000 else 0
+            broken = self.broken_left[topic] > 0
+            self.broken_left[topic] -= broken
+        return (
+            reply.replace("import random", "import random\nthis line is not python", 1) if broken else reply
+        )
 
 
 FAULT_KINDS = ("429", "500", "hang", "empty_body", "truncated_json", "empty_message", "no_code", "drop")
@@ -85,10 +140,19 @@ class FakeOpenAI:
     request as it arrives, `server.answered` counts the replies sent in full, `server.faulted` the
     faults given, by kind."""
 
-    def __init__(self, reply: Reply, latency_s: float = 0.0, faults: Faults | None = None) -> None:
-        self.reply, self.latency_s, self.faults = reply, latency_s, faults
+    def __init__(
+        self,
+        reply: Reply,
+        latency_s: float = 0.0,
+        faults: Faults | None = None,
+        latency: Callable[[dict[str, Any]], float] | None = None,
+    ) -> None:
+        self.reply, self.faults = reply, faults
+        self.latency = latency or (lambda _body: latency_s)
         self.requests: list[dict[str, Any]] = []
         self.answered = 0  # replies sent in full
+        self.answered_requests: list[int] = []  # indexes into `requests` of the replies sent in full
+        self.latency_total_s = 0.0  # seconds the requests waited on the latency, all of them together
         self.faulted: Counter = Counter()
         self.replying = threading.Event()
         self.replying.set()
@@ -102,13 +166,16 @@ class FakeOpenAI:
                 except (json.JSONDecodeError, ConnectionError):  # a client killed while it sent its request
                     return
                 with fake._lock:
+                    index = len(fake.requests)
                     fake.requests.append(
                         {"path": self.path, "auth": self.headers.get("Authorization"), **body}
                     )
                     fault = fake.faults.pick(body) if fake.faults else None
                     if fault:
                         fake.faulted[fault] += 1
-                time.sleep(fake.latency_s)
+                    delay = fake.latency(body)
+                    fake.latency_total_s += delay
+                time.sleep(delay)
                 fake.replying.wait()
                 try:
                     if fault:
@@ -120,6 +187,7 @@ class FakeOpenAI:
                     return  # the client is gone (a test killed it): this call never finished
                 with fake._lock:
                     fake.answered += 1
+                    fake.answered_requests.append(index)
 
             def send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
                 self.send_response(status)

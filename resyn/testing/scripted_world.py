@@ -24,8 +24,8 @@ from resyn.testing.scripted import ScriptedChatModel
 # and run here too, so the fake solver answers with the very same functions.
 _OPERATIONS_SOURCE = """OPERATIONS = {
     "sum": sum,
-    "largest value": max,
-    "smallest value": min,
+    "sum of the largest and the smallest value": lambda numbers: max(numbers) + min(numbers),
+    "sum of the two largest values": lambda numbers: sum(sorted(numbers)[-2:]),
     "count of odd numbers": lambda numbers: sum(1 for number in numbers if number % 2),
     "range (largest minus smallest)": lambda numbers: max(numbers) - min(numbers),
     "sum of the even numbers": lambda numbers: sum(number for number in numbers if number % 2 == 0),

@@ -29,7 +29,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from resyn.contract import Status
-from resyn.memory.library import Library, UnknownEnvironment
+from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
 from resyn.memory.traces import TraceStore
 from resyn.memory.workspace import Workspace, WorkspaceDamaged
 from resyn.ui import pages
@@ -167,6 +167,8 @@ class Viewer:
                 raise HTTPException(404, f"no environment {environment_id!r}: this workspace is empty")
             try:
                 page = pages.environment_page(*opened, environment_id)
+            except AmbiguousEnvironment as ambiguous:
+                raise HTTPException(404, f"{ambiguous}: give more of the id") from None
             except UnknownEnvironment:
                 raise HTTPException(404, f"no environment {environment_id!r} in this workspace") from None
         return self.render("environment.html", **page)
