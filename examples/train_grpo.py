@@ -128,9 +128,10 @@ def build_trainer(args: argparse.Namespace) -> GRPOTrainer:
     if args.prompt == "brief":
         rows = with_brief_prompt(rows)
     rewards.configure(environments)
-    gpu = torch.cuda.is_available()
+    bf16 = torch.cuda.is_available() and torch.cuda.is_bf16_supported()
     config = GRPOConfig(
         output_dir=str(args.output_dir),
+        model_init_kwargs={"dtype": "bfloat16" if bf16 else "float32"},  # TRL's default is float32
         max_steps=args.steps,
         per_device_train_batch_size=args.batch_size,
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -139,7 +140,7 @@ def build_trainer(args: argparse.Namespace) -> GRPOTrainer:
         learning_rate=args.learning_rate,
         temperature=args.temperature,
         reward_weights=[1.0, 0.0],  # answer_given is only watched
-        bf16=gpu and torch.cuda.is_bf16_supported(),
+        bf16=bf16,
         use_vllm=args.vllm,
         vllm_mode="colocate",
         logging_steps=1,

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from resyn.testing.fake_openai import FAULT_KINDS, FakeOpenAI, Faults, scripted_world_reply
-from resyn.testing.jobs import JOB, job_environment
+from resyn.testing.jobs import JOB, SERIAL_JOB, job_environment
 from resyn.testing.jobs import run_resyn as resyn
 from resyn.testing.jobs import start_resyn as start
 
@@ -57,7 +57,7 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str]]
     """What a clean run of the job accepts."""
     data_dir = tmp_path_factory.mktemp("reference")
     with FakeOpenAI(scripted_world_reply) as server:
-        done = resyn(environment(server, data_dir), "expand", *JOB, "--job", "k")
+        done = resyn(environment(server, data_dir), "expand", *SERIAL_JOB, "--job", "k")
     assert done.returncode == 0, done.stderr
     assert "target reached: 6 accepted" in done.stdout
     return accepted(data_dir)
@@ -67,7 +67,7 @@ def test_a_job_at_25_percent_faults_accepts_what_a_clean_run_accepts(
     reference: list[tuple[str, str]], tmp_path: Path
 ) -> None:
     with FakeOpenAI(scripted_world_reply, faults=Faults(share=0.25)) as server:
-        done = resyn(environment(server, tmp_path), "expand", *JOB, "--job", "k")
+        done = resyn(environment(server, tmp_path), "expand", *SERIAL_JOB, "--job", "k")
     assert done.returncode == 0, done.stderr
     assert set(server.faulted) == set(FAULT_KINDS), server.faulted  # every kind was met
     assert sum(server.faulted.values()) >= 0.15 * len(server.requests)
@@ -81,7 +81,7 @@ def test_outages_at_start_and_mid_job_pause_the_job_which_then_loses_nothing(
     with FakeOpenAI(scripted_world_reply, latency_s=0.02) as server:
         server.go_down()  # down before the job's first call
         env = environment(server, tmp_path)
-        process = start(env, "expand", *JOB, "--job", "k")
+        process = start(env, "expand", *SERIAL_JOB, "--job", "k")
         log = tmp_path / "jobs" / "k.log"
         wait_until(lambda: log.is_file() and "paused" in log.read_text(), process, "the first pause")
         server.come_back()
@@ -103,7 +103,7 @@ def test_an_outage_past_max_outage_stops_the_job_cleanly_and_resume_finishes_it(
 ) -> None:
     with FakeOpenAI(scripted_world_reply, latency_s=0.02) as server:
         env = environment(server, tmp_path)
-        process = start(env, "expand", *JOB, "--job", "k", "--max-outage", "0.05")  # 3 s
+        process = start(env, "expand", *SERIAL_JOB, "--job", "k", "--max-outage", "0.05")  # 3 s
         wait_until(lambda: len(server.requests) >= 30, process, "30 calls")
         server.go_down()
         _stdout, stderr = process.communicate(timeout=120)

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from resyn.testing.fake_openai import FakeOpenAI, role_of, scripted_world_reply
-from resyn.testing.jobs import JOB, job_environment, run_resyn
+from resyn.testing.jobs import JOB, SERIAL_JOB, job_environment, run_resyn
 from resyn.testing.jobs import start_resyn as start
 
 pytestmark = pytest.mark.slow
@@ -71,13 +71,13 @@ def test_kill_9_mid_probe_then_resume_loses_nothing_and_repeats_no_finished_call
     server: FakeOpenAI, tmp_path: Path
 ) -> None:
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
-    reference = resyn(environment(server, reference_dir), "expand", *JOB, "--job", "k")
+    reference = resyn(environment(server, reference_dir), "expand", *SERIAL_JOB, "--job", "k")
     assert reference.returncode == 0, reference.stderr
     assert "target reached: 6 accepted" in reference.stdout
     reference_calls = len(server.requests)
 
     env = environment(server, killed_dir)
-    process = start(env, "expand", *JOB, "--job", "k")
+    process = start(env, "expand", *SERIAL_JOB, "--job", "k")
     wait_for_requests(server, process, reference_calls + 30)  # mid-job
     while server.roles()[-1] != "solver":  # mid-probe: a solver's question was just asked
         wait_for_requests(server, process, len(server.requests) + 1)
