@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -16,17 +16,39 @@ def trace(
     ] = None,
     job: Annotated[str | None, typer.Option(help="summarise a job instead")] = None,
     messages: Annotated[bool, typer.Option("--messages", help="show every LLM call's messages")] = False,
+    role: Annotated[
+        str | None, typer.Option(help="only the LLM calls of this role: author, solver or scout")
+    ] = None,
+    step: Annotated[
+        str | None, typer.Option(help="only the LLM calls of this step: draft, repair, solve (or probe)")
+    ] = None,
     full: Annotated[bool, typer.Option("--full", help="do not shorten long messages")] = False,
+    last: Annotated[
+        int | None, typer.Option(min=1, help="with --job: only the last N events (default: all)")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the whole trace as JSON")] = False,
 ) -> None:
     """Why was it rejected, what did each repair change, where did the tokens go."""
     from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
     from resyn.memory.traces import TraceStore, environment_story
     from resyn.settings import Settings
-    from resyn.trace_views import environment_trace, job_summary
+    from resyn.trace_views import (
+        ROLES,
+        environment_trace,
+        job_runs,
+        job_summary,
+        numbered_calls,
+        probe_results,
+    )
 
     if (environment_id is None) == (job is None):
         raise fail_usage("give an environment id, or --job JOB")
+    if job is not None and (messages or role or step):
+        raise fail_usage("--messages, --role and --step are for one environment, not --job")
+    if job is None and last is not None:
+        raise fail_usage("--last is for --job JOB")
+    if role is not None and role not in ROLES:
+        raise fail_usage(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
     data_dir = Settings().data_dir
     library, traces = Library(data_dir, read_only=True), TraceStore(data_dir, read_only=True)
     try:
@@ -41,12 +63,13 @@ def trace(
                 payload = {
                     "job": record.model_dump(mode="json"),
                     "counts": counts.as_dict(),
-                    "events": events,
+                    "runs": job_runs(events, record.state),
+                    "events": events[-last:] if last else events,
                     "environments": [env.model_dump(mode="json", exclude={"source"}) for env in environments],
                 }
                 typer.echo(json.dumps(payload, ensure_ascii=False))
             else:
-                console.print(job_summary(record, counts, events, environments))
+                console.print(job_summary(record, counts, events, environments, last))
             return
         try:
             story = environment_story(library, traces, environment_id)
@@ -54,10 +77,26 @@ def trace(
             raise fail_usage(f"{ambiguous}: give more of the id") from None
         except UnknownEnvironment:
             raise fail_usage(f"no environment {environment_id!r} in {data_dir}") from None
+        if (role or step) and not numbered_calls(story, role, step):
+            wanted = " and ".join(
+                f"{name} {value!r}" for name, value in (("role", role), ("step", step)) if value
+            )
+            raise fail_usage(f"no LLM calls with {wanted} in this trace; it has: {_calls_by_role(story)}")
         if as_json:
+            story["probe"]["results"] = probe_results(story)
+            if role or step:
+                story["llm_calls"] = [call for _, call in numbered_calls(story, role, step)]
             typer.echo(json.dumps(story, ensure_ascii=False))
         else:
-            console.print(environment_trace(story, messages=messages, full=full))
+            console.print(environment_trace(story, messages=messages, full=full, role=role, step=step))
     finally:
         traces.close()
         library.close()
+
+
+def _calls_by_role(story: dict[str, Any]) -> str:
+    """Which roles made calls in which steps, e.g. "author (draft, repair), solver (solve)"."""
+    steps: dict[str, dict[str, None]] = {}
+    for call in story["llm_calls"]:
+        steps.setdefault(call["name"], {})[str(call["step"])] = None
+    return ", ".join(f"{role} ({', '.join(names)})" for role, names in steps.items()) or "no LLM calls"
