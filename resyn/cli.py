@@ -7,8 +7,10 @@ one line on stderr and exit code 1, never a traceback."""
 from __future__ import annotations
 
 import sys
+import typing
 
 import typer
+from typer.core import TyperGroup, TyperOption
 
 from resyn.commands.doctor import doctor
 from resyn.commands.evaluate import eval_app
@@ -25,7 +27,45 @@ from resyn.commands.ui import ui
 from resyn.commands.validate import validate
 from resyn.console import USAGE_ERROR, print_error
 
+
+class PlainHelpGroup(TyperGroup):
+    """The root command: before parsing, it gives every option of every command a plain metavar,
+    so help reads `--count N [1<=x<=1000]` and `--json`, not `<int range>` and `<bool>`."""
+
+    def parse_args(self, ctx: typer.Context, args: list[str]) -> list[str]:
+        plain_metavars(self, ctx)
+        return super().parse_args(ctx, args)
+
+
+def plain_metavars(command: typer.core.TyperCommand | TyperGroup, ctx: typer.Context) -> None:
+    """Flags get none; N for an int, NUMBER, PATH, TEXT, [a|b] for the others; a metavar a command
+    sets stays. A range that N already says (x>=0, x>=1) is not repeated."""
+    for param in [*command.params, command.get_help_option(ctx)]:
+        if not isinstance(param, TyperOption):
+            continue
+        if param.metavar is None:
+            param.metavar = "" if param.is_flag or param.count else _metavar(param)
+        if param.type_descriptor.annotation is int and param.max is None and param.min in (0, 1):
+            param.min = None  # only the help shows this; the option's type still checks the value
+    for subcommand in getattr(command, "commands", {}).values():
+        plain_metavars(subcommand, ctx)
+
+
+def _metavar(option: TyperOption) -> str:
+    described = option.type_descriptor
+    if described.is_choice:
+        return "[" + "|".join(str(getattr(c, "value", c)) for c in described.choices or ()) + "]"
+    if described.is_path:
+        return "PATH"
+    annotation = described.annotation
+    if described.is_list:
+        [annotation] = typing.get_args(annotation)
+    plain = {int: "N", float: "NUMBER", str: "TEXT"}
+    return plain.get(annotation) or getattr(annotation, "__name__", "value").upper()
+
+
 app = typer.Typer(
+    cls=PlainHelpGroup,
     help="resyn: synthesize, verify and export reasoning environments for RL.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

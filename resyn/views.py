@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from rich import box
 from rich.console import Group
 from rich.panel import Panel
 from rich.table import Table
@@ -17,24 +18,26 @@ if TYPE_CHECKING:
     from resyn.memory.records import AttemptRecord, EnvironmentRecord
 
 
-def validation_table(paths: list[Path], reports: list[ValidationReport]) -> Group:
-    """A summary row per file, then the failed checks of each invalid file with their details."""
-    summary = Table(title="validation", show_lines=False)
-    summary.add_column("file")
-    summary.add_column("name")
-    summary.add_column("valid")
-    summary.add_column("failed checks")
-    summary.add_column("seconds", justify="right")
+def validation_table(paths: list[Path], reports: list[ValidationReport], width: int) -> Group:
+    """A summary row per file, then the failed checks of each invalid file with their details.
+
+    Each file's path, whole on a line of its own, sits above its NAME and failed checks; the
+    seconds are left out when a path needs their room in `width` columns."""
+    summary = Table(title="validation", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0))
+    summary.add_column("file · name · failed checks", overflow="fold")
+    summary.add_column("valid", no_wrap=True)
+    with_seconds = max(len(str(path)) for path in paths) + len(" invalid seconds ") <= width
+    if with_seconds:
+        summary.add_column("seconds", justify="right", no_wrap=True)
     details = []
     for path, report in zip(paths, reports, strict=True):
         failed = [check for check in report.checks if not check.passed]
-        summary.add_row(
-            str(path),
-            report.name or "?",
-            Text("valid", style="green") if report.valid else Text("invalid", style="red"),
-            ", ".join(check.name for check in failed if not check.skipped),
-            f"{report.seconds:.2f}",
-        )
+        about = Text(report.name or "?", style="bold")
+        if shown := [check.name for check in failed if not check.skipped]:
+            about.append(" · failed: " + ", ".join(shown), style="red")
+        verdict = Text("valid", style="green") if report.valid else Text("invalid", style="red")
+        seconds = [f"{report.seconds:.2f}"] if with_seconds else []
+        summary.add_row(Text(str(path)) + Text("\n  ") + about, verdict, *seconds)
         if failed:
             table = Table(title=str(path), title_justify="left", show_header=False, expand=True)
             table.add_column("check", style="bold", no_wrap=True)
@@ -85,8 +88,11 @@ def status_text(status: str) -> Text:
     return Text(status, style=STATUS_STYLES.get(status, "yellow"))
 
 
-def _tokens(usage: dict) -> str:
-    return f"{usage.get('input_tokens', 0):,} in / {usage.get('output_tokens', 0):,} out tokens"
+def _tokens(usage: dict, unit: str = " tokens") -> str:
+    """`2,760 tokens (2,300 in, 460 out)`: the total first, the word once (or not at all, beside
+    a `tokens` label)."""
+    given, got = usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+    return f"{given + got:,}{unit} ({given:,} in, {got:,} out)"
 
 
 def progress_line(node: str, update: dict) -> Text:
@@ -98,7 +104,7 @@ def progress_line(node: str, update: dict) -> Text:
         call = (update.get("llm_calls") or [{}])[0]
         outcome = f"no usable code: {update['problem']}" if update.get("problem") else "wrote a version"
         line.append(
-            f"attempt {update.get('attempts')}: {outcome} ({_tokens(call)}, {call.get('seconds', 0)} s)"
+            f"attempt {update.get('attempts')}: {outcome} in {call.get('seconds', 0)} s, {_tokens(call)}"
         )
     elif node == "validate":
         report = update["report"]
@@ -126,8 +132,8 @@ def progress_line(node: str, update: dict) -> Text:
 
 def environment_panel(record: EnvironmentRecord) -> Panel:
     rows = Table.grid(padding=(0, 2))
-    rows.add_column(style="bold")
-    rows.add_column()
+    rows.add_column(style="bold", no_wrap=True)
+    rows.add_column(overflow="fold")  # the file's path stays whole
     rows.add_row("verdict", status_text(record.status))
     rows.add_row("reason", Text(record.reason))
     rows.add_row("topic", Text(record.topic))
@@ -150,26 +156,65 @@ def environment_panel(record: EnvironmentRecord) -> Panel:
     if record.job:
         rows.add_row("job", Text(record.job))
     rows.add_row("models", Text(f"author {record.author_model} · solver {record.solver_model or '-'}"))
-    rows.add_row("tokens", _tokens(record.model_dump()))
+    rows.add_row("tokens", _tokens(record.model_dump(), unit=""))
     if record.path:
         rows.add_row("file", Text(record.path))
     return Panel(rows, title=f"environment {record.id}", expand=False)
 
 
-def library_table(records: list[EnvironmentRecord]) -> Table:
-    table = Table(title=f"library: {len(records)} environments")
-    for column in ("id", "name", "topic", "status", "reason", "tokens"):
-        table.add_column(column, overflow="fold" if column == "reason" else "ellipsis")
-    for record in records:
-        table.add_row(
-            record.id,
-            record.name or "",
-            record.topic,
-            status_text(record.status),
-            record.reason[:120],
-            f"{record.input_tokens + record.output_tokens:,}",
-        )
+LIBRARY_WIDE = 120  # columns from which name, topic and reason each get a column of their own
+LIBRARY_TOKENS = 100  # columns from which the listing has room for the tokens
+REASON_SHOWN = 100  # characters of a reason a listing shows; `library show` and `--json` have it whole
+
+
+def library_table(records: list[EnvironmentRecord], title: str, width: int, caption: str = "") -> Table:
+    """One row per environment, fitted to `width` columns without cutting an id or a name.
+
+    From LIBRARY_WIDE columns name, topic and reason have a column each; narrower, the name and
+    topic share a line above the reason (shortened to the one line left beside the id, status
+    and tokens), and below LIBRARY_TOKENS the tokens are left out."""
+    wide = width >= LIBRARY_WIDE
+    fixed = {
+        "id": [record.id for record in records],
+        "status": [record.status for record in records],
+    }
+    if width >= LIBRARY_TOKENS:
+        fixed["tokens"] = [f"{record.input_tokens + record.output_tokens:,}" for record in records]
+    beside = sum(max(map(len, [header, *values])) + 2 for header, values in fixed.items())  # + gaps
+    reason_shown = REASON_SHOWN if wide else max(20, min(REASON_SHOWN, width - beside - 1))
+    table = Table(
+        title=title, caption=caption or None, box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1, 0, 0)
+    )
+    table.add_column("id", no_wrap=True)
+    table.add_column("status", no_wrap=True)
+    if wide:
+        table.add_column("name", overflow="fold")
+        table.add_column("topic")
+        table.add_column("reason")
+    else:
+        table.add_column("name · topic / reason", overflow="fold")
+    if "tokens" in fixed:
+        table.add_column("tokens", justify="right", no_wrap=True)
+    for row, record in enumerate(records):
+        reason = Text(_shortened(record.reason, reason_shown), style="dim")
+        cells: list[str | Text] = [record.id, status_text(record.status)]
+        if wide:
+            cells += [record.name or "", record.topic, reason]
+        else:
+            about = Text.assemble((record.name, "bold"), " · ") if record.name else Text()
+            cells.append(about + Text(record.topic) + Text("\n") + reason)
+        if "tokens" in fixed:
+            cells.append(fixed["tokens"][row])
+        table.add_row(*cells)
     return table
+
+
+def _shortened(text: str, limit: int) -> str:
+    """`text`, or as many of its first words as fit `limit` characters with an ellipsis: never half
+    a word."""
+    if len(text) <= limit:
+        return text
+    return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + " …"
 
 
 def attempts_table(attempts: list[AttemptRecord]) -> Table:

@@ -1,23 +1,31 @@
-"""`resyn sample FILE`: an environment's instances, generated in the sandbox."""
+"""`resyn sample FILE|ID`: an environment's instances, generated in the sandbox."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from resyn.commands.preamble import read_sources
-from resyn.console import console, print_error
+from resyn.console import console, fail_usage, print_error
 from resyn.contract import DIFFICULTIES
+
+if TYPE_CHECKING:
+    from resyn.settings import Settings
 
 
 def sample(
-    path: Annotated[Path, typer.Argument(help="environment source file")],
+    environment: Annotated[
+        str,
+        typer.Argument(
+            metavar="FILE|ID", help="an environment source file, or a library id (a unique prefix will do)"
+        ),
+    ],
     difficulty: Annotated[int, typer.Option(min=DIFFICULTIES[0], max=DIFFICULTIES[-1])] = 1,
-    count: Annotated[int, typer.Option(min=1, max=1000)] = 3,
+    count: Annotated[int, typer.Option(min=1, max=1000, help="instances to generate")] = 3,
     seed: Annotated[int, typer.Option(min=0, help="first seed; the next ones follow")] = 0,
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False,
 ) -> None:
@@ -25,11 +33,12 @@ def sample(
     from resyn.settings import Settings
     from resyn.tools.sampler import SampleError, sample_instances
 
-    [source] = read_sources([path])
+    settings = Settings()
+    source = environment_source(environment, settings)
     try:
-        instances = asyncio.run(sample_instances(source, difficulty, range(seed, seed + count), Settings()))
+        instances = asyncio.run(sample_instances(source, difficulty, range(seed, seed + count), settings))
     except SampleError as error:
-        print_error(f"{path}: {error}")
+        print_error(f"{environment}: {error}")
         raise typer.Exit(1) from None
     if as_json:
         typer.echo(json.dumps([instance.model_dump() for instance in instances], ensure_ascii=False))
@@ -38,3 +47,26 @@ def sample(
 
     for instance in instances:
         console.print(instance_panel(instance))
+
+
+def environment_source(environment: str, settings: Settings) -> str:
+    """The source of the file `environment` names, else of the library's environment with that id
+    (or id prefix); a one-line usage error when it is neither."""
+    from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
+
+    path = Path(environment)
+    if path.exists() or path.suffix == ".py" or len(path.parts) > 1:  # a path, not an id
+        [source] = read_sources([path])
+        return source
+    library = Library(settings.data_dir, read_only=True)
+    try:
+        record = library.get(environment)
+    except AmbiguousEnvironment as ambiguous:
+        raise fail_usage(f"{ambiguous}: give more of the id") from None
+    except UnknownEnvironment:
+        raise fail_usage(f"no environment {environment!r} in {library.data_dir}, nor such a file") from None
+    finally:
+        library.close()
+    if not record.source:
+        raise fail_usage(f"environment {record.id} has no source yet (status {record.status})")
+    return record.source

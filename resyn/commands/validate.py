@@ -17,7 +17,12 @@ from resyn.console import console
 def validate(
     paths: Annotated[list[Path], typer.Argument(help="environment source files")],
     as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False,
-    seeds: Annotated[int | None, typer.Option(min=2, help="seeds sampled per difficulty")] = None,
+    seeds: Annotated[
+        int | None,
+        typer.Option(
+            min=2, help="seeds sampled per difficulty (default: RESYN_VALIDATOR_SEEDS_PER_DIFFICULTY, 8)"
+        ),
+    ] = None,
 ) -> None:
     """Run every check of the environment contract on each file, in sandboxed kernels."""
     from resyn.settings import Settings
@@ -45,5 +50,5 @@ def validate(
     else:
         from resyn.views import validation_table
 
-        console.print(validation_table(paths, reports))
+        console.print(validation_table(paths, reports, console.width))
     raise typer.Exit(0 if all(report.valid for report in reports) else 1)
