@@ -34,7 +34,11 @@ def draft_messages(topic: str, exemplars: list[Exemplar]) -> list[BaseMessage]:
     return [SystemMessage(author_system_prompt()), HumanMessage(text)]
 
 
-def repair_messages(topic: str, source: str, report: ValidationReport) -> list[BaseMessage]:
+def repair_messages(
+    topic: str, source: str, report: ValidationReport, *, unchanged: bool = False
+) -> list[BaseMessage]:
+    """A repair request: the source, every failed check with its detail, the first traceback.
+    `unchanged`: the author's last reply was this very source again, and is told so first."""
     failures = "\n".join(f"- {check.name}: {check.detail}" for check in report.failures())
     skipped = [check.name for check in report.checks if check.skipped]
     if skipped:
@@ -45,6 +49,9 @@ def repair_messages(topic: str, source: str, report: ValidationReport) -> list[B
     text = prompt("author_repair").format(
         topic=topic, source=source.strip(), failures=failures or "- (none listed)", traceback=traceback
     )
+    if unchanged:
+        checks = ", ".join(check.name for check in report.failures()) or "validation"
+        text = prompt("author_unchanged").format(checks=checks) + text
     return [SystemMessage(author_system_prompt()), HumanMessage(text)]
 
 
@@ -55,6 +62,16 @@ def malformed_repair_messages(topic: str, problem: str) -> list[BaseMessage]:
         "Reply with the complete environment file in one ```python code block."
     )
     return [SystemMessage(author_system_prompt()), HumanMessage(text)]
+
+
+def same_source(one: str, other: str) -> bool:
+    """Whether two extracted sources are the same code: equal but for trailing whitespace on
+    their lines and blank lines around them."""
+    return _normalized(one) == _normalized(other)
+
+
+def _normalized(source: str) -> str:
+    return "\n".join(line.rstrip() for line in source.splitlines()).strip("\n")
 
 
 async def _author(endpoint: ChatEndpoint, messages: list[BaseMessage]) -> Authored:
@@ -69,8 +86,10 @@ async def draft(endpoint: ChatEndpoint, topic: str, exemplars: list[Exemplar]) -
     return await _author(endpoint, draft_messages(topic, exemplars))
 
 
-async def repair(endpoint: ChatEndpoint, topic: str, source: str, report: ValidationReport) -> Authored:
-    return await _author(endpoint, repair_messages(topic, source, report))
+async def repair(
+    endpoint: ChatEndpoint, topic: str, source: str, report: ValidationReport, *, unchanged: bool = False
+) -> Authored:
+    return await _author(endpoint, repair_messages(topic, source, report, unchanged=unchanged))
 
 
 async def retry_malformed(endpoint: ChatEndpoint, topic: str, problem: str) -> Authored:

@@ -185,6 +185,7 @@ def main() -> None:
         "LLM calls",
         "wall s",
         "occupancy",
+        "steady",
         "endpoint eff.",
     ):
         table.add_column(column, justify="right")

@@ -2,18 +2,22 @@
 
 - **funnel**, in the order a synthesis runs: started → drafted (the author produced code) → valid
   (every contract check) → novel (not a near-duplicate; checked before the probe, to spare its
-  LLM calls) → solvable (the probe's pass rates in band: not unsolvable, too easy or inverted) →
-  accepted. Each stage lists what was lost there, by status. A duplicate found by the verdict's
-  re-check (a sibling was accepted meanwhile) is lost at the last step.
-- **checks**: how often each contract check failed, in final reports and over all attempts, and
-  how many attempts a synthesis took.
+  LLM calls) → solvable (the solver solved some probes: not unsolvable, nor a probe lost to a
+  fault) → not trivial (it did not solve them all: not too easy) → graded (pass rates do not rise
+  with difficulty: not inverted) → accepted. Each stage lists what was lost there, by status. A
+  duplicate found by the verdict's re-check (a sibling was accepted meanwhile) is lost at the last step.
+- **checks**: how many syntheses' final reports and how many validations (attempts) failed each
+  contract check, and how many attempts a synthesis took.
 - **diversity**: each accepted environment's nearest neighbour (cosine of the stored novelty
   vectors), and clusters — connected components of the graph joining environments at cosine ≥ the
   threshold.
 - **difficulty profile**: mean probe pass rate by level, over accepted and over all probed environments.
-- **tokens**: what syntheses cost, and that cost per accepted environment.
+- **tokens**: what it cost, by role (the scout's included: with `job`, the very count of
+  `Library.job_usage`), on environments not accepted, and per accepted environment; in USD when
+  prices are set.
 
-`render_html` draws the same as a self-contained page (inline SVG charts from matplotlib, no network).
+`build_report(library, job=NAME)` reports one job. `render_html` draws the same as a self-contained
+page (inline SVG charts from matplotlib, nothing fetched) whose environments link to the viewer.
 Past 300 lines because the text and the HTML renderings sit beside the figures they draw, so a
 new figure is one change in one file.
 """
@@ -37,8 +41,9 @@ if TYPE_CHECKING:
     import numpy as np
 
     from resyn.memory.embeddings import Embedder
+    from resyn.settings import PriceSettings
 
-STAGES = ("started", "drafted", "valid", "novel", "solvable", "accepted")
+STAGES = ("started", "drafted", "valid", "novel", "solvable", "not trivial", "graded", "accepted")
 
 
 @dataclass
@@ -55,6 +60,7 @@ class Diversity:
     clusters: list[list[str]]  # names, largest first; only clusters of two or more
     singletons: int
     embedded_now: int = 0  # accepted environments without a stored vector, embedded for this report
+    ids: dict[str, str] = field(default_factory=dict)  # environment name → its id
 
 
 @dataclass
@@ -62,13 +68,18 @@ class CorpusReport:
     statuses: dict[str, int]
     funnel: list[Stage]
     reasons: dict[str, str]  # status → its most recent reason, as an example
-    final_failed_checks: dict[str, int]
-    attempt_failed_checks: dict[str, int]
+    final_failed_checks: dict[str, int]  # check → syntheses whose final report failed it
+    attempt_failed_checks: dict[str, int]  # check → validations (of every attempt) that failed it
     attempts: dict[str, float]  # mean attempts, first-draft valid share, …
     difficulty: dict[int, tuple[float | None, float | None, int]]  # level → (accepted, probed, n accepted)
     tokens: dict[str, float]
     diversity: Diversity | None
     seconds: float = 0.0
+    job: str | None = None  # the job reported on; None: the whole library
+    created: float = 0.0  # when the report was made (epoch seconds)
+    models: dict[str, list[str]] = field(default_factory=dict)  # role → the models it used
+    examples: dict[str, str] = field(default_factory=dict)  # status → id of the example reason's environment
+    cost_usd: float | None = None  # estimated from the price settings; None when unknown
 
 
 def _stage_lost(record: EnvironmentRecord, has_code: bool) -> str | None:
@@ -81,26 +92,36 @@ def _stage_lost(record: EnvironmentRecord, has_code: bool) -> str | None:
     valid = record.report is not None and record.report.valid
     if status == Status.INVALID or not valid:
         return "valid"
-    if status == Status.DUPLICATE:
+    if status in (Status.DUPLICATE, Status.OFF_TOPIC):  # rejected before the probe, or after it
         return "novel" if record.pass_rates is None else "accepted"
-    return "solvable"  # unsolvable, too easy, inverted; a solver outage or an error after validity
+    if status == Status.TOO_EASY:
+        return "not trivial"
+    if status == Status.INVERTED:
+        return "graded"
+    return "solvable"  # unsolvable; a probe lost to a solver outage, or an error after validity
 
 
 def build_report(
-    library: Library, embedder: Embedder | None = None, cluster_threshold: float = 0.75
+    library: Library,
+    embedder: Embedder | None = None,
+    cluster_threshold: float = 0.75,
+    job: str | None = None,
+    prices: PriceSettings | None = None,
 ) -> CorpusReport:
-    """The report of everything finished in the library. Accepted environments without a stored
-    vector are embedded with `embedder` (loaded only if one is needed)."""
+    """The report of everything finished in the library, or in one `job`. Accepted environments
+    without a stored vector are embedded with `embedder` (loaded only if one is needed)."""
     started = time.perf_counter()
-    records = [record for record in library.environments() if record.status != Status.RUNNING]
+    scope = [record for record in library.environments() if job is None or record.job == job]
+    records = [record for record in scope if record.status != Status.RUNNING]
     attempts = {record.id: library.attempts(record.id) for record in records}
     statuses = Counter(record.status for record in records)
     lost_at: dict[str, Counter] = {stage: Counter() for stage in STAGES}
     reasons: dict[str, str] = {}
+    examples: dict[str, str] = {}
     for record in records:
         has_code = bool(record.source) or any(attempt.source for attempt in attempts[record.id])
         stage = _stage_lost(record, has_code)
-        reasons[record.status] = record.reason
+        reasons[record.status], examples[record.status] = record.reason, record.id
         if stage is not None:
             lost_at[stage][record.status] += 1
     funnel, remaining = [], len(records)
@@ -137,14 +158,21 @@ def build_report(
         every = [r.pass_rates[str(level)] for r in probed if str(level) in r.pass_rates]
         difficulty[level] = (mean(ours) if ours else None, mean(every) if every else None, len(ours))
 
-    spent = sum(record.input_tokens + record.output_tokens for record in records)
+    usage = library.usage(job, prices)
     tokens = {
-        "input": sum(record.input_tokens for record in records),
-        "output": sum(record.output_tokens for record in records),
-        "all syntheses per accepted environment": spent / len(accepted) if accepted else 0.0,
-        "an accepted environment's own synthesis": (
-            mean(r.input_tokens + r.output_tokens for r in accepted) if accepted else 0.0
+        "total": float(usage.total),
+        "input": float(usage.input_tokens),
+        "output": float(usage.output_tokens),
+        **{role: float(count.total) for role, count in usage.by_role.items()},
+        "on environments not accepted": float(usage.rejected),
+        "all syntheses per accepted environment": (
+            sum(record.tokens for record in scope) / len(accepted) if accepted else 0.0
         ),
+        "an accepted environment's own synthesis": mean(r.tokens for r in accepted) if accepted else 0.0,
+    }
+    models = {
+        role: sorted({model for record in scope if (model := getattr(record, f"{role}_model"))})
+        for role in ("author", "solver")
     }
     return CorpusReport(
         statuses=dict(statuses.most_common()),
@@ -157,6 +185,11 @@ def build_report(
         tokens=tokens,
         diversity=diversity(library, accepted, embedder, cluster_threshold),
         seconds=round(time.perf_counter() - started, 3),
+        job=job,
+        created=time.time(),
+        models=models,
+        examples=examples,
+        cost_usd=usage.cost_usd,
     )
 
 
@@ -197,10 +230,38 @@ def diversity(
     components = sorted(nx.connected_components(graph), key=lambda part: (-len(part), min(part)))
     clusters = [sorted(names[node] for node in part) for part in components if len(part) > 1]
     singletons = sum(1 for part in components if len(part) == 1)
-    return Diversity(threshold, nearest, clusters, singletons, embedded_now=len(missing))
+    ids = {name: record.id for name, record in zip(names, accepted, strict=True)}
+    return Diversity(threshold, nearest, clusters, singletons, embedded_now=len(missing), ids=ids)
+
+
+def scope_line(report: CorpusReport) -> str:
+    """What the report covers, when it was made, and with which models."""
+    scope = f"job {report.job}" if report.job else "the whole library"
+    made = time.strftime("%Y-%m-%d %H:%M", time.localtime(report.created))
+    models = [f"{role}: {', '.join(names)}" for role, names in report.models.items() if names]
+    return " · ".join([scope, made, *models])
+
+
+def attempt_rows(report: CorpusReport) -> list[tuple[str, str]]:
+    """The attempt statistics, each with a label that says what its number is."""
+    stats = report.attempts
+    return [
+        ("attempts per synthesis (draft + repairs, mean)", f"{stats['mean attempts']:.2f}"),
+        ("syntheses valid at the first draft", f"{stats['valid at the first draft']:.0%}"),
+        (
+            "validations until valid (mean, of those that became valid)",
+            f"{stats['validations to become valid']:.2f}",
+        ),
+    ]
+
+
+def cost_text(report: CorpusReport) -> str:
+    return "—" if report.cost_usd is None else f"${report.cost_usd:,.2f}"
 
 
 # --- HTML -------------------------------------------------------------------------------------
+
+_ID = re.compile(r"\b[0-9a-f]{12}\b")  # an environment id, as reasons name them
 
 
 def _svg(figure: object) -> str:
@@ -214,7 +275,9 @@ def _svg(figure: object) -> str:
     return re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.DOTALL)  # RDF credits and a date
 
 
-def _charts(report: CorpusReport) -> list[tuple[str, str]]:
+def _charts(report: CorpusReport) -> dict[str, str]:
+    """The figures by section: the diversity histogram and the difficulty profile (the funnel is
+    its table's bars)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -222,18 +285,14 @@ def _charts(report: CorpusReport) -> list[tuple[str, str]]:
 
     plt.rcParams["svg.fonttype"] = "none"  # text stays text: smaller, searchable
     plt.rcParams["svg.hashsalt"] = "resyn"  # the same report gives the same page
-    charts = []
-    figure, axes = plt.subplots(figsize=(7, 3))
-    axes.barh([stage.name for stage in report.funnel][::-1], [stage.count for stage in report.funnel][::-1])
-    axes.set_xlabel("environments")
-    charts.append(("Funnel", _svg(figure)))
+    charts = {}
     if report.diversity is not None:
         figure, axes = plt.subplots(figsize=(7, 3))
         axes.hist(list(report.diversity.nearest.values()), bins=20, range=(0, 1))
         axes.axvline(report.diversity.threshold, linestyle="--", color="grey")
         axes.set_xlabel("cosine to the nearest other accepted environment")
         axes.set_ylabel("environments")
-        charts.append(("Nearest-neighbour similarity", _svg(figure)))
+        charts["diversity"] = _svg(figure)
     levels = list(report.difficulty)
     if any(accepted is not None for accepted, _, _ in report.difficulty.values()):
         figure, axes = plt.subplots(figsize=(7, 3))
@@ -245,15 +304,20 @@ def _charts(report: CorpusReport) -> list[tuple[str, str]]:
         axes.set_xlabel("difficulty")
         axes.set_ylabel("mean probe pass rate")
         axes.legend()
-        charts.append(("Difficulty profile", _svg(figure)))
+        charts["difficulty"] = _svg(figure)
     return charts
 
 
+class _Cell(str):
+    """Table cell text that is HTML already (a link, a bar), not to be escaped again."""
+
+
 def _table(headers: list[str], rows: list[list[object]]) -> str:
+    def cell(value: object) -> str:
+        return value if isinstance(value, _Cell) else html.escape(str(value))
+
     head = "".join(f"<th>{html.escape(str(cell))}</th>" for cell in headers)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(str(cell))}</td>" for cell in row) + "</tr>" for row in rows
-    )
+    body = "".join("<tr>" + "".join(f"<td>{cell(value)}</td>" for value in row) + "</tr>" for row in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -261,43 +325,87 @@ def _rate(value: float | None) -> str:
     return "–" if value is None else f"{value:.0%}"
 
 
-def render_html(report: CorpusReport, title: str = "resyn library report") -> str:
-    """One self-contained HTML page: tables and inline SVG charts, no scripts, nothing fetched."""
+def _link(viewer: str, environment_id: str, text: str | None = None) -> _Cell:
+    href = html.escape(f"{viewer.rstrip('/')}/environments/{environment_id}")
+    return _Cell(f'<a href="{href}">{html.escape(text or environment_id)}</a>')
+
+
+def _linked_ids(viewer: str, text: str) -> _Cell:
+    """The text with every environment id in it a link to its page."""
+    parts = _ID.split(text)
+    ids = _ID.findall(text)
+    linked = [html.escape(parts[0])]
+    for environment_id, after in zip(ids, parts[1:], strict=True):
+        linked += [_link(viewer, environment_id), html.escape(after)]
+    return _Cell("".join(linked))
+
+
+def render_html(
+    report: CorpusReport, title: str = "resyn library report", viewer: str = "http://127.0.0.1:8765"
+) -> str:
+    """One self-contained HTML page: tables and inline SVG charts, no scripts, nothing fetched.
+    Each environment it names links to its page in the viewer at `viewer` (`resyn ui`)."""
+    charts = _charts(report)
+    started = max((stage.count for stage in report.funnel), default=0)
+    funnel = [
+        [
+            stage.name,
+            stage.count,
+            _Cell(f'<meter min="0" max="{max(started, 1)}" value="{stage.count}"></meter>'),
+            ", ".join(f"{status} {n}" for status, n in stage.lost.items()),
+        ]
+        for stage in report.funnel
+    ]
+    checks = [
+        [name, report.final_failed_checks.get(name, 0), report.attempt_failed_checks.get(name, 0)]
+        for name in CHECK_NAMES
+        if name in report.final_failed_checks or name in report.attempt_failed_checks
+    ]
+    verdicts = [
+        [
+            status,
+            count,
+            _linked_ids(viewer, report.reasons.get(status, "")),
+            _link(viewer, report.examples[status]) if status in report.examples else "",
+        ]
+        for status, count in report.statuses.items()
+    ]
+    tokens = [[name, f"{value:,.0f}"] for name, value in report.tokens.items()] + [
+        ["cost (USD)", cost_text(report)]
+    ]
     sections = [
-        "<h2>Funnel</h2>",
+        "<section><h2>Funnel</h2>",
+        _table(["stage", "environments", "", "lost here"], funnel),
+        "</section><section><h2>Verdicts</h2>",
+        _table(["status", "environments", "example reason", "its environment"], verdicts),
+        "</section><section><h2>Failed checks</h2>",
         _table(
-            ["stage", "environments", "lost here"],
-            [
-                [stage.name, stage.count, ", ".join(f"{status} {n}" for status, n in stage.lost.items())]
-                for stage in report.funnel
-            ],
+            ["check", "syntheses whose final report failed it", "validations (all attempts) failing it"],
+            checks,
         ),
-        "<h2>Rejections</h2>",
-        _table(
-            ["status", "environments", "example reason"],
-            [[status, count, report.reasons.get(status, "")] for status, count in report.statuses.items()],
-        ),
-        _table(
-            ["check", "final reports failing", "attempts failing"],
-            [
-                [name, report.final_failed_checks.get(name, 0), report.attempt_failed_checks.get(name, 0)]
-                for name in CHECK_NAMES
-                if name in report.final_failed_checks or name in report.attempt_failed_checks
-            ],
-        ),
-        _table(["attempts", ""], [[name, f"{value:.2f}"] for name, value in report.attempts.items()]),
-        "<h2>Difficulty profile</h2>",
+        _table(["attempts", ""], [list(row) for row in attempt_rows(report)]),
+        "</section><section><h2>Difficulty profile</h2>",
         _table(
             ["level", "accepted: mean pass rate", "all probed: mean pass rate", "accepted environments"],
             [[level, _rate(a), _rate(p), n] for level, (a, p, n) in report.difficulty.items()],
         ),
-        "<h2>Tokens</h2>",
-        _table(["tokens", ""], [[name, f"{value:,.0f}"] for name, value in report.tokens.items()]),
+        _figure(charts.get("difficulty")),
+        "</section><section><h2>Tokens</h2>",
+        _table(["tokens", ""], tokens),
+        "</section>",
     ]
     if report.diversity is not None:
-        nearest = list(report.diversity.nearest.values())
+        diversity = report.diversity
+        nearest = list(diversity.nearest.values())
+        clusters = [
+            [
+                len(cluster),
+                _Cell(", ".join(_link(viewer, diversity.ids.get(name, name), name) for name in cluster)),
+            ]
+            for cluster in diversity.clusters
+        ]
         sections += [
-            "<h2>Diversity</h2>",
+            "<section><h2>Diversity</h2>",
             _table(
                 ["nearest-neighbour cosine", ""],
                 [
@@ -306,22 +414,27 @@ def render_html(report: CorpusReport, title: str = "resyn library report") -> st
                     ["max", f"{max(nearest):.3f}"],
                 ],
             ),
-            f"<p>clusters at cosine ≥ {report.diversity.threshold}: {len(report.diversity.clusters)} "
-            f"(and {report.diversity.singletons} environments alone)</p>",
-            _table(["cluster", "environments"], [[len(c), ", ".join(c)] for c in report.diversity.clusters]),
+            _figure(charts.get("diversity")),
+            f"<p>clusters at cosine ≥ {diversity.threshold}: {len(diversity.clusters)} "
+            f"(and {diversity.singletons} environments alone)</p>",
+            _table(["cluster size", "environments"], clusters),
+            "</section>",
         ]
-    charts = "".join(
-        f"<figure><figcaption>{html.escape(name)}</figcaption>{svg}</figure>" for name, svg in _charts(report)
-    )
     style = (
-        "body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+        "body{font-family:system-ui,sans-serif;margin:2rem;color:#222}"
+        "main{display:grid;grid-template-columns:repeat(auto-fit,minmax(36rem,1fr));gap:0 3rem}"
         "table{border-collapse:collapse;margin:.8rem 0}td,th{border:1px solid #ccc;padding:.25rem .6rem;"
-        "text-align:left;vertical-align:top}th{background:#f3f3f3}figure{margin:1.5rem 0}"
-        "figcaption{font-weight:600}svg{max-width:100%;height:auto}"
+        "text-align:left;vertical-align:top}th{background:#f3f3f3}meter{width:16rem}"
+        "figure{margin:1rem 0}svg{max-width:100%;height:auto}"
     )
+    summary = f"{sum(report.statuses.values())} finished syntheses, {report.funnel[-1].count} accepted."
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
         f"<style>{style}</style></head><body><h1>{html.escape(title)}</h1>"
-        f"<p>{sum(report.statuses.values())} finished syntheses, {report.funnel[-1].count} accepted.</p>"
-        f"{charts}{''.join(sections)}</body></html>\n"
+        f"<p>{html.escape(scope_line(report))}</p><p>{summary}</p>"
+        f"<main>{''.join(sections)}</main></body></html>\n"
     )
+
+
+def _figure(svg: str | None) -> str:
+    return f"<figure>{svg}</figure>" if svg else ""

@@ -93,7 +93,7 @@ async def _expand(
     library.save_job(options.name, options.model_dump(), "running")
     try:
         if progress:
-            job.emit("job", f"resumed {options.name}: {job.counts().tried} environments tried so far")
+            job.emit("job", job.resumed_line())
         else:
             await job.record.write(active_seconds=0.0, fruitless_scouts=0)  # the job exists from here on
             added = await job.add_topics(options.seed_topics, "seed")

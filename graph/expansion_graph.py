@@ -12,8 +12,12 @@ frontier's best topic that is not in flight, until every slot is busy. Each synt
 synthesis graph under its own checkpoint thread (its environment id, the job's n-th); they overlap,
 bounded by the endpoint's limiter and the kernel pool. A synthesis's library row is written as it
 starts, so the ones in flight are the job's `running` rows: after `kill -9`, `run_job` resumes
-them first, each from its own checkpoint. What the library cannot tell (the scout's tokens, the
-running time, why the job stopped) is the job's record (`graph/job_record.py`).
+them first, each from its own checkpoint. As each step of a synthesis ends, its row gets the step
+and the tokens of the calls it made, so its tokens so far count everywhere while it runs. What the
+library cannot tell (the scout's tokens, the running time, why the job stopped) is the job's
+record (`graph/job_record.py`); the scheduler mirrors the scout's tokens and the running time into
+the library's jobs table on every verdict and scout call, so every surface reads one count
+(`Library.job_usage`).
 
 The scheduler is a plain asyncio loop, the job's only writer of its record and starter of work;
 the nodes it runs (`synthesize_topic`, `scout_topics`) are async functions of the `ExpansionJob`.
@@ -22,6 +26,7 @@ the nodes it runs (`synthesize_topic`, `scout_topics`) are async functions of th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable
 from typing import Any
@@ -34,6 +39,7 @@ from resyn.graph.job_record import JobRecord, JobState
 from resyn.graph.jobs import JobOptions, environment_id, event_log, job_log_path
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import synthesize
+from resyn.graph.synthesis_graph import usage_by_role
 from resyn.memory.records import JobCounts
 from resyn.memory.topics import TopicGraph
 from resyn.memory.workspace import Workspace
@@ -60,7 +66,6 @@ class ExpansionJob:
         self.on_event = on_event
         self.process_started = time.time()
         self.earlier_seconds = 0.0  # running time before this process took the job on
-        self.live_tokens: dict[str, int] = {}  # per synthesis in flight: tokens of the calls it finished
 
     def emit(self, kind: str, line: str, **data: Any) -> None:
         """One event: a line in the job's log file and its trace, and a callback for the live display."""
@@ -104,13 +109,30 @@ class ExpansionJob:
         return self.runtime.library.job_counts(self.options.name)
 
     def tokens_used(self, counts: JobCounts) -> int:
-        """The finished environments' tokens (library), the scout's (record), the running ones' so far."""
-        return counts.tokens + self.record.scout_tokens + sum(self.live_tokens.values())
+        """The job's environments' tokens (the running ones' so far: their rows grow as their calls
+        finish) and the scout's: `Library.job_usage(name).total`, without reading every row."""
+        return counts.tokens + self.record.scout_tokens
 
     async def load_record(self) -> JobState:
         progress = await self.record.load()
         self.earlier_seconds = progress.get("active_seconds", 0.0)
         return progress
+
+    async def write_record(self, **changes: Any) -> None:
+        """Change the job's record, and mirror what every surface shows of it into the library
+        (the scout's tokens, the running time), marking the job updated."""
+        await self.record.write(**changes)
+        values = self.record.values
+        self.runtime.library.record_job_progress(
+            self.options.name, values.get("scout_usage", {}), values.get("active_seconds", 0.0)
+        )
+
+    def resumed_line(self) -> str:
+        """What the log says when a stopped job is taken up again."""
+        counts = self.counts()
+        return (
+            f"resumed {self.options.name}: {counts.accepted} accepted, {counts.running} unfinished continue"
+        )
 
     def active_seconds(self) -> float:
         """The job's running time, in this process and those before it (downtime excluded)."""
@@ -190,28 +212,28 @@ async def run_job(job: ExpansionJob) -> str:
             for task in done:
                 if task is scouting:
                     scouting = None
-                    await job.record.write(**task.result(), active_seconds=job.active_seconds())
+                    await job.write_record(**task.result(), active_seconds=job.active_seconds())
                 else:
                     del syntheses[task]
                     task.result()  # an error that stops the run goes on from here
-                    await job.record.write(active_seconds=job.active_seconds())
+                    await job.write_record(active_seconds=job.active_seconds())
     finally:
         unfinished = [*syntheses, *([scouting] if scouting else [])]
         for task in unfinished:
             task.cancel()
         await asyncio.gather(*unfinished, return_exceptions=True)
+        with contextlib.suppress(Exception):  # the running time up to the stop; a full disk may refuse it
+            await job.write_record(active_seconds=job.active_seconds())
 
 
 async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> None:
     """One synthesis to its verdict (resumed from its checkpoint if it has one)."""
 
     def on_update(node: str, update: dict[str, Any]) -> None:
-        usage = update.get("usage", {})
-        job.live_tokens[identifier] = (
-            job.live_tokens.get(identifier, 0) + usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
-        )
+        calls = update.get("llm_calls", [])
+        job.runtime.library.progress(identifier, node, usage_by_role(calls))
         if job.on_event is not None:
-            tokens = job.tokens_used(job.counts()) if usage else None
+            tokens = job.tokens_used(job.counts()) if calls else None
             job.on_event(
                 "stage", {"environment_id": identifier, "topic": topic, "node": node, "tokens": tokens}
             )
@@ -222,12 +244,11 @@ async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> No
     )
     if isinstance(record, Exception):  # a bug on one environment must not end a job of hours
         status, reason = Status.ERROR, f"{type(record).__name__}: {record}"[:300]
-        job.runtime.library.finish(
-            identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage={}
+        job.runtime.library.finish(  # usage=None: it keeps the tokens of the calls it made
+            identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage=None
         )
     else:
         status, reason = Status(record.status), record.reason
-    job.live_tokens.pop(identifier, None)  # in the library's count from now on
     counts = job.counts()
     job.emit(
         status,

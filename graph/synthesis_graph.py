@@ -3,7 +3,9 @@
     draft ──▶ validate ──valid──▶ sample_probe ──▶ novelty ──Send×N──▶ solve ──▶ score_probe ──▶ verdict
       │          │ invalid, repairs left                                                        ▲
       │          ▼                                                                              │
-      └─(no code)─▶ repair ──▶ validate …   (repairs spent, LLM failure, duplicate, --no-probe) ─┘
+      └─(no code)─▶ repair ──▶ validate …  (repairs spent, LLM failure, duplicate, off topic, --no-probe)
+                     ▲  │ no code, or the very code it was to repair (not validated again)
+                     └──┘
 
 Every node is a plain async function of the state and LangGraph's `Runtime`, whose context is the
 `SynthesisRuntime` (kernel pool, models, library), and returns a partial update. A request the
@@ -13,8 +15,12 @@ question, leaves that answer missing (see `graph/faults.py`). The graph is compi
 
 The novelty step runs before the solver probe: embedding a few sample questions costs
 milliseconds, the probe costs `5 × probe_instances` LLM calls, so a duplicate is caught before
-they are spent. Two environments of the same job may be judged at the same time, so the verdict
-checks once more, against everything accepted meanwhile, before it accepts.
+they are spent; so is an environment that drifted off its topic (`memory/topic_fit.py`). Two
+environments of the same job may be judged at the same time, so the verdict checks once more,
+against everything accepted meanwhile, before it accepts.
+
+A repair that returns the very code it was asked to repair is a failed repair: it uses up one of
+`max_repairs`, is not validated again, and the next repair request tells the author so.
 """
 
 from __future__ import annotations
@@ -41,6 +47,8 @@ from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.steps import traced
 from resyn.graph.verdict import decide, duplicate_reason, missing_answers_allowed, pass_rates
 from resyn.memory.novelty import novelty_text
+from resyn.memory.records import RoleUsage, add_role_usage
+from resyn.memory.topic_fit import topic_fit
 from resyn.seeds import probe_seeds
 from resyn.tools.sampler import SampleError, sample_in_kernel
 from resyn.tools.scoring import score_in_kernel
@@ -51,6 +59,15 @@ def add_usage(total: dict[str, int], more: dict[str, int]) -> dict[str, int]:
     return {key: total.get(key, 0) + more.get(key, 0) for key in keys}
 
 
+def usage_by_role(calls: list[dict[str, Any]]) -> RoleUsage:
+    """The tokens of these LLM call records by role (an `author.repair` call is the author's)."""
+    by_role: RoleUsage = {}
+    for call in calls:
+        usage = {key: call.get(key, 0) for key in ("input_tokens", "output_tokens")}
+        by_role = add_role_usage(by_role, {call["role"].split(".")[0]: usage})
+    return by_role
+
+
 class SynthesisState(TypedDict, total=False):
     environment_id: str
     topic: str
@@ -58,13 +75,17 @@ class SynthesisState(TypedDict, total=False):
     max_repairs: int
     attempts: int  # author replies so far: the draft plus the repairs
     source: str | None
+    source_attempt: int  # the attempt whose reply `source` came from
     problem: str | None  # why the latest author reply held no usable code
+    unchanged: int | None  # the attempt whose code the latest reply repeated, unchanged
+    unchanged_repairs: int  # repairs that returned the code they were asked to repair
     report: ValidationReport | None  # the latest validation (checkpointed as such: graph/runtime.py)
     probe_instances: list[dict[str, Any]]
     answers: Annotated[list[dict[str, Any]], operator.add]
     pass_rates: dict[str, float]
     missing_answers: int  # probe questions the solver could not be asked (faults of those requests)
     novelty_vector: list[float] | None
+    topic_similarity: float | None  # cosine of the environment's own words to the asked topic
     contamination: dict[str, Any] | None
     status: str
     reason: str
@@ -93,18 +114,26 @@ async def repair(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> d
             lambda: author.retry_malformed(endpoint, state["topic"], state.get("problem") or "no code")
         )
     else:
+        unchanged = state.get("unchanged") is not None
         authored = await result_or_fault(
-            lambda: author.repair(endpoint, state["topic"], state["source"], report)
+            lambda: author.repair(endpoint, state["topic"], state["source"], report, unchanged=unchanged)
         )
     if isinstance(authored, Exception):
         return _author_failure(authored)
-    number = state.get("attempts", 0) + 1
-    runtime.context.library.record_attempt(
-        state["environment_id"], number, "repair", authored.source, None, authored.problem
-    )
     update = _authored_update(state, authored, "repair")
-    if authored.source is None:
-        update["source"] = state.get("source")
+    problem = authored.problem
+    if _unchanged(state, authored):  # a failed repair: not validated again, and the author is told
+        repeated = state.get("source_attempt") or state.get("attempts", 0)
+        failing = ", ".join(check.name for check in report.failures())
+        problem = f"unchanged: the same code as attempt {repeated}, which fails {failing}"
+        update |= {
+            "source_attempt": repeated,
+            "unchanged": repeated,
+            "unchanged_repairs": state.get("unchanged_repairs", 0) + 1,
+        }
+    runtime.context.library.record_attempt(
+        state["environment_id"], update["attempts"], "repair", authored.source, None, problem
+    )
     return update
 
 
@@ -131,6 +160,8 @@ async def sample_probe(state: SynthesisState, runtime: Runtime[SynthesisRuntime]
 
 
 async def novelty(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> dict[str, Any]:
+    """Before the probe: a duplicate of an accepted environment, or one that drifted off its
+    topic, ends here; a near match to a benchmark question is flagged."""
     context = runtime.context
     if state.get("status") or context.novelty is None:
         return {}
@@ -145,8 +176,14 @@ async def novelty(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     update: dict[str, Any] = {"novelty_vector": vector.tolist()}
     duplicate = duplicate_reason(context, vector)
     if duplicate:
-        update |= _ended(Status.DUPLICATE, duplicate)
-    elif context.contamination is not None:
+        return update | _ended(Status.DUPLICATE, duplicate)
+    if context.embedder is not None:
+        threshold = context.settings.synthesis.min_topic_similarity
+        fit = await asyncio.to_thread(topic_fit, context.embedder, state["topic"], constants, threshold)
+        update["topic_similarity"] = fit.similarity
+        if not fit.on_topic:
+            return update | _ended(Status.OFF_TOPIC, fit.reason)
+    if context.contamination is not None:
         match = await asyncio.to_thread(context.contamination.check, questions)
         update["contamination"] = dataclasses.asdict(match) if match else None
     return update
@@ -221,6 +258,7 @@ async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
         report=state.get("report"),
         pass_rates=state.get("pass_rates"),
         usage=state.get("usage", {}),
+        role_usage=usage_by_role(state.get("llm_calls", [])),
         name=constants.get("NAME"),
         description=constants.get("DESCRIPTION"),
         embedding=vector.tobytes() if accepted and vector is not None else None,
@@ -240,7 +278,7 @@ def _ended(status: Status, reason: str) -> dict[str, str]:
 def _after_authoring(state: SynthesisState) -> str:
     if state.get("status"):
         return "verdict"
-    if state.get("problem") is None:
+    if state.get("problem") is None and state.get("unchanged") is None:
         return "validate"
     return "repair" if _repairs_left(state) else "verdict"
 
@@ -259,11 +297,20 @@ def _call_record(role: str, reply: Reply) -> dict[str, Any]:
     return {"role": role, "model": reply.model, "seconds": reply.seconds, **reply.usage()}
 
 
+def _unchanged(state: SynthesisState, authored: Authored) -> bool:
+    """Whether a repair's reply is the very code it was asked to repair."""
+    previous, report = state.get("source"), state.get("report")
+    return bool(authored.source and previous and report) and author.same_source(authored.source, previous)
+
+
 def _authored_update(state: SynthesisState, authored: Authored, kind: str) -> dict[str, Any]:
+    number = state.get("attempts", 0) + 1
     return {
-        "attempts": state.get("attempts", 0) + 1,
+        "attempts": number,
         "source": authored.source or state.get("source"),
+        "source_attempt": number if authored.source else state.get("source_attempt"),
         "problem": authored.problem,
+        "unchanged": None,
         "usage": authored.reply.usage(),
         "llm_calls": [_call_record(f"author.{kind}", authored.reply)],
     }

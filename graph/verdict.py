@@ -1,9 +1,11 @@
 """What a synthesis ends with: its status and the reason, from the state its steps left.
 
-`invalid` when the repairs are spent, and `duplicate` when an accepted environment is too close. A
-valid environment is kept when the solver solves some but not all probed instances (a learning
-signal exists) and the hard levels are not clearly easier than the easy ones (the difficulty knob
-means something). Per-level pass rates are stored either way: they are the curriculum.
+`invalid` when the repairs are spent (a repair that returns the code unchanged is one of them),
+`duplicate` when an accepted environment is too close, `off_topic` when it was written for another
+topic than the one asked (both decided before the probe, in the novelty step). A valid environment
+is kept when the solver solves some but not all probed instances (a learning signal exists) and
+the hard levels are not clearly easier than the easy ones (the difficulty knob means something).
+Per-level pass rates are stored either way: they are the curriculum.
 """
 
 from __future__ import annotations
@@ -33,7 +35,13 @@ def decide(state: SynthesisState, settings: SynthesisSettings) -> tuple[Status, 
     if report is None or not report.valid:
         failed = report.failures() if report is not None else []
         summary = "; ".join(f"{check.name}: {check.detail}" for check in failed[:3])
-        return Status.INVALID, f"still invalid after {repairs} repairs: {summary}"
+        unchanged = state.get("unchanged_repairs", 0)
+        spent = (
+            f"{repairs} repairs ({unchanged} returned the code unchanged)"
+            if unchanged
+            else f"{repairs} repairs"
+        )
+        return Status.INVALID, f"still invalid after {spent}: {summary}"
     if not state["probe"]:
         return Status.ACCEPTED, "valid; the solver probe was skipped (--no-probe)"
     status, reason = probe_verdict(state["pass_rates"], settings)

@@ -19,8 +19,22 @@ from typing import Any
 
 from resyn.contract import Status, ValidationReport
 from resyn.memory.damage import WorkspaceDamaged, remedy, reported
-from resyn.memory.records import AttemptRecord, EnvironmentRecord, JobCounts, JobRecord, TopicCounts
+from resyn.memory.records import (
+    ROLES,
+    UNATTRIBUTED,
+    AttemptRecord,
+    EnvironmentRecord,
+    JobCounts,
+    JobRecord,
+    JobUsage,
+    RoleUsage,
+    TokenCount,
+    TopicCounts,
+    add_role_usage,
+    usage_totals,
+)
 from resyn.memory.workspace import Workspace
+from resyn.settings import PriceSettings
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS environments (
@@ -64,11 +78,20 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS environments_by_status ON environments(status);
 """
 
-# Columns added after the first release; older libraries get them on open.
+# Columns added after the first release, by table; older libraries get them on open.
 _ADDED_COLUMNS = {
-    "job": "TEXT",  # the expansion job that made it, if any
-    "embedding": "BLOB",  # novelty vector (float32) of an accepted environment; FAISS is rebuilt from it
-    "contamination": "TEXT",  # JSON of the benchmark question it nearly duplicates, if flagged
+    "environments": {
+        "job": "TEXT",  # the expansion job that made it, if any
+        "embedding": "BLOB",  # novelty vector (float32) of an accepted environment; FAISS is rebuilt from it
+        "contamination": "TEXT",  # JSON of the benchmark question it nearly duplicates, if flagged
+        "step": "TEXT",  # the last step its synthesis finished (live while it runs)
+        "role_usage": "TEXT",  # JSON: its tokens by role (author, solver), as its LLM calls finish
+    },
+    "jobs": {
+        "scout_input_tokens": "INTEGER NOT NULL DEFAULT 0",  # the scout's, mirrored from the job's record
+        "scout_output_tokens": "INTEGER NOT NULL DEFAULT 0",
+        "active_seconds": "REAL NOT NULL DEFAULT 0",  # running time over every process that ran it
+    },
 }
 
 
@@ -104,8 +127,8 @@ class Library:
         self._db = self._workspace.open_library(read_only=read_only)
         if not self._db.read_only:
             self._db.script(_SCHEMA)
-            for column in self._missing_columns():
-                self._db.execute(f"ALTER TABLE environments ADD COLUMN {column} {_ADDED_COLUMNS[column]}")
+            for table, column in self._missing_columns():
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_ADDED_COLUMNS[table][column]}")
             return
         path = self._db.path
         if not {"environments", "jobs", "attempts"} <= self._db.tables():
@@ -123,9 +146,12 @@ class Library:
                 ) from None
             self._db = self._workspace.open_library(read_only=True)
 
-    def _missing_columns(self) -> list[str]:
-        present = {row["name"] for row in self._db.execute("PRAGMA table_info(environments)")}
-        return [column for column in _ADDED_COLUMNS if column not in present]
+    def _missing_columns(self) -> list[tuple[str, str]]:
+        missing = []
+        for table, columns in _ADDED_COLUMNS.items():
+            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            missing += [(table, column) for column in columns if column not in present]
+        return missing
 
     def close(self) -> None:
         self._db.close()
@@ -145,6 +171,31 @@ class Library:
             " (id, topic, status, author_model, solver_model, job, created, updated)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
             (environment_id, topic, Status.RUNNING, author_model, solver_model, job, now, now),
+        )
+
+    def progress(self, environment_id: str, step: str, role_usage: RoleUsage) -> None:
+        """A running synthesis finished `step`: note it, and add the tokens of the LLM calls it made
+        (by role) to the row, so a synthesis in flight shows its step and tokens so far everywhere.
+        A row that has its verdict is left alone: its tokens are the synthesis's own total."""
+        row = self._db.one(
+            "SELECT role_usage FROM environments WHERE id = ? AND status = ?",
+            (environment_id, Status.RUNNING),
+        )
+        if row is None:
+            return
+        usage = add_role_usage(json.loads(row["role_usage"]) if row["role_usage"] else {}, role_usage)
+        added = usage_totals(role_usage)
+        self._db.execute(
+            "UPDATE environments SET step=?, role_usage=?, input_tokens=input_tokens+?,"
+            " output_tokens=output_tokens+?, updated=? WHERE id=?",
+            (
+                step,
+                json.dumps(usage),
+                added["input_tokens"],
+                added["output_tokens"],
+                time.time(),
+                environment_id,
+            ),
         )
 
     def record_attempt(
@@ -178,13 +229,17 @@ class Library:
         source: str | None,
         report: ValidationReport | None,
         pass_rates: dict[str, float] | None,
-        usage: dict[str, int],
+        usage: dict[str, int] | None,
+        role_usage: RoleUsage | None = None,
         name: str | None = None,
         description: str | None = None,
         embedding: bytes | None = None,
         contamination: dict[str, Any] | None = None,
     ) -> EnvironmentRecord:
-        """Store the verdict; an accepted environment is also written out as a `.py` file."""
+        """Store the verdict; an accepted environment is also written out as a `.py` file.
+
+        `usage` is the synthesis's total and `role_usage` the same by role; `usage=None` keeps the
+        tokens its steps recorded (`progress`), as for a synthesis that ended in an error."""
         if status not in tuple(Status):  # `in Status` itself needs Python 3.12
             raise ValueError(f"unknown status {status!r}")
         path = None
@@ -194,10 +249,19 @@ class Library:
                 self.files_dir.mkdir(exist_ok=True)
                 file.write_text(source)
             path = str(file)
+        if usage is not None:
+            self._db.execute(
+                "UPDATE environments SET input_tokens=?, output_tokens=?, role_usage=? WHERE id=?",
+                (
+                    usage.get("input_tokens", 0),
+                    usage.get("output_tokens", 0),
+                    json.dumps(role_usage) if role_usage is not None else None,
+                    environment_id,
+                ),
+            )
         self._db.execute(
             "UPDATE environments SET status=?, reason=?, source=?, source_hash=?, report=?, pass_rates=?,"
-            " input_tokens=?, output_tokens=?, name=?, description=?, path=?, embedding=?, contamination=?,"
-            " updated=? WHERE id=?",
+            " name=?, description=?, path=?, embedding=?, contamination=?, updated=? WHERE id=?",
             (
                 status,
                 reason,
@@ -205,8 +269,6 @@ class Library:
                 source_hash(source) if source else None,
                 report.model_dump_json() if report else None,
                 json.dumps(pass_rates) if pass_rates is not None else None,
-                usage.get("input_tokens", 0),
-                usage.get("output_tokens", 0),
                 name,
                 description,
                 path,
@@ -297,6 +359,56 @@ class Library:
             " pid=excluded.pid, updated=excluded.updated",
             (name, json.dumps(options), status, stop_reason, os.getpid(), now, now),
         )
+
+    def record_job_progress(self, name: str, scout_usage: dict[str, int], active_seconds: float) -> None:
+        """Mirror what the job's own record holds that every surface shows (the scout's tokens, the
+        running time), and mark the job updated: written on every verdict and scout call."""
+        self._db.execute(
+            "UPDATE jobs SET scout_input_tokens=?, scout_output_tokens=?, active_seconds=?, updated=?"
+            " WHERE name=?",
+            (
+                scout_usage.get("input_tokens", 0),
+                scout_usage.get("output_tokens", 0),
+                active_seconds,
+                time.time(),
+                name,
+            ),
+        )
+
+    def job_usage(self, name: str, prices: PriceSettings | None = None) -> JobUsage:
+        """The job's tokens: its environments' (finished, and the running ones' so far) by role, its
+        scout's, those spent on environments it did not accept, and their cost at `prices`."""
+        return self.usage(name, prices)
+
+    def usage(self, job: str | None = None, prices: PriceSettings | None = None) -> JobUsage:
+        """`job_usage` of one job, or (`job=None`) of the whole workspace: every environment, every
+        job's scout."""
+        by_role: RoleUsage = {role: {"input_tokens": 0, "output_tokens": 0} for role in ROLES}
+        rejected = 0
+        query = "SELECT status, input_tokens, output_tokens, role_usage FROM environments"
+        rows = self._db.execute(query + " WHERE job = ?", (job,)) if job else self._db.execute(query)
+        for row in rows:
+            usage = json.loads(row["role_usage"]) if row["role_usage"] else {}
+            attributed = usage_totals(usage)
+            unattributed = {key: row[key] - attributed[key] for key in ("input_tokens", "output_tokens")}
+            if any(unattributed.values()):  # a row written before usage by role
+                usage = add_role_usage(usage, {UNATTRIBUTED: unattributed})
+            by_role = add_role_usage(by_role, usage)
+            if row["status"] not in (Status.ACCEPTED, Status.RUNNING):
+                rejected += row["input_tokens"] + row["output_tokens"]
+        for record in [self.job(job)] if job else self.jobs():
+            if record is not None:
+                scout = {
+                    "input_tokens": record.scout_input_tokens,
+                    "output_tokens": record.scout_output_tokens,
+                }
+                by_role = add_role_usage(by_role, {"scout": scout})
+        counts = {role: TokenCount(u["input_tokens"], u["output_tokens"]) for role, u in by_role.items()}
+        cost = None
+        if prices is not None and prices.configured:
+            costs = [prices.cost(role, c.input_tokens, c.output_tokens) for role, c in counts.items()]
+            cost = None if None in costs else sum(costs)
+        return JobUsage(by_role=counts, rejected=rejected, cost_usd=cost)
 
     def job(self, name: str) -> JobRecord | None:
         row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))

@@ -17,6 +17,10 @@ from pydantic import BaseModel
 
 from resyn.contract import Status, ValidationReport
 
+RoleUsage = dict[str, dict[str, int]]  # role -> {"input_tokens": n, "output_tokens": n}
+ROLES = ("author", "solver", "scout")
+UNATTRIBUTED = "unattributed"  # tokens of rows written before resyn kept usage by role
+
 
 class EnvironmentRecord(BaseModel):
     id: str
@@ -36,6 +40,8 @@ class EnvironmentRecord(BaseModel):
     path: str | None
     job: str | None = None
     contamination: dict[str, Any] | None = None
+    step: str | None = None  # the synthesis's last finished step (draft, validate, solve, …)
+    role_usage: RoleUsage | None = None  # the tokens above by role; None in rows of an older resyn
     created: float
     updated: float
 
@@ -46,7 +52,12 @@ class EnvironmentRecord(BaseModel):
         values["report"] = _report(values["report"])
         values["pass_rates"] = json.loads(values["pass_rates"]) if values["pass_rates"] else None
         values["contamination"] = json.loads(values["contamination"]) if values.get("contamination") else None
+        values["role_usage"] = json.loads(values["role_usage"]) if values.get("role_usage") else None
         return cls(**values)
+
+    @property
+    def tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
 
 
 class JobRecord(BaseModel):
@@ -55,8 +66,11 @@ class JobRecord(BaseModel):
     status: str  # running, interrupted, failed (resyn's own fault; resumable), finished
     stop_reason: str
     pid: int | None
+    scout_input_tokens: int = 0  # mirrored from the job's own record (graph/job_record.py)
+    scout_output_tokens: int = 0
+    active_seconds: float = 0.0  # running time over every process that ran it, downtime excluded
     created: float
-    updated: float
+    updated: float  # the last verdict, scout call or change of state
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -128,9 +142,14 @@ class JobCounts:
 
     @property
     def tried(self) -> int:
-        """Every environment the job has started, the running ones included. Budgets are checked
-        between rounds, when none is running; in a listing, a synthesis in flight counts as tried."""
+        """Every environment the job has started, the ones in flight (`running`) included: the
+        `--max-environments` budget counts syntheses started, and so does a listing."""
         return sum(self.present().values())
+
+    @property
+    def running(self) -> int:
+        """Syntheses in flight, or, for a job that is not running, left unfinished for `--resume`."""
+        return self.by_status.get(Status.RUNNING, 0)
 
     @property
     def tokens(self) -> int:
@@ -144,6 +163,78 @@ class JobCounts:
         """The flat form JSON output carries: every status (zeros too) in order, then the tokens."""
         counts = {status.value: self.by_status.get(status, 0) for status in Status}
         return counts | {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens}
+
+
+@dataclass(frozen=True)
+class TokenCount:
+    input_tokens: int = 0
+    output_tokens: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+
+@dataclass(frozen=True)
+class JobUsage:
+    """One job's LLM tokens (`Library.job_usage`): the one count every surface shows.
+
+    Its environments' tokens (the finished ones', and what the running ones used so far) and its
+    scout's. `by_role` has author, solver and scout, and `unattributed` only when the job has rows
+    from a resyn older than usage by role; its values sum to `total`. `rejected` is the tokens of
+    its finished environments that were not accepted. `cost_usd` is estimated from the price
+    settings, None when a role that used tokens has no price (shown as "—")."""
+
+    by_role: Mapping[str, TokenCount]
+    rejected: int = 0
+    cost_usd: float | None = None
+
+    @property
+    def input_tokens(self) -> int:
+        return sum(count.input_tokens for count in self.by_role.values())
+
+    @property
+    def output_tokens(self) -> int:
+        return sum(count.output_tokens for count in self.by_role.values())
+
+    @property
+    def total(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def as_dict(self) -> dict[str, Any]:
+        """The JSON form: totals, tokens by role (input, output, total), rejected, cost."""
+        roles = {
+            role: {"input_tokens": c.input_tokens, "output_tokens": c.output_tokens, "total": c.total}
+            for role, c in self.by_role.items()
+        }
+        return {
+            "total": self.total,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "by_role": roles,
+            "rejected": self.rejected,
+            "cost_usd": self.cost_usd,
+        }
+
+
+def add_role_usage(total: RoleUsage, more: RoleUsage) -> RoleUsage:
+    """Tokens by role, added up role by role."""
+    roles = dict.fromkeys([*total, *more])
+    return {
+        role: {
+            key: total.get(role, {}).get(key, 0) + more.get(role, {}).get(key, 0)
+            for key in ("input_tokens", "output_tokens")
+        }
+        for role in roles
+    }
+
+
+def usage_totals(role_usage: RoleUsage) -> dict[str, int]:
+    """Input and output tokens over every role."""
+    return {
+        key: sum(usage.get(key, 0) for usage in role_usage.values())
+        for key in ("input_tokens", "output_tokens")
+    }
 
 
 def _report(text: str | None) -> ValidationReport | None:

@@ -61,6 +61,7 @@ class Status(StrEnum):
     TOO_EASY = "too_easy"  # the solver solved too many of the probed instances
     INVERTED = "inverted"  # pass rates rise with difficulty beyond noise: the knob means nothing
     DUPLICATE = "duplicate"  # too close to an environment already accepted
+    OFF_TOPIC = "off_topic"  # written for another topic than the one it was asked for
     LLM_FAILURE = "llm_failure"  # the author or the solver could not be reached
     ERROR = "error"  # resyn itself failed on this environment (a bug, not the author's fault)
 

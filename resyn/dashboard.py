@@ -1,7 +1,10 @@
 """The live display of `resyn expand`: counts, tokens, rate, what is in flight, recent events.
 
 It is fed the job's events (the same ones written to the job's log file). On a terminal it
-redraws in place with rich's `Live`; elsewhere (CI, a pipe) it prints each event as a line.
+redraws in place with rich's `Live`; elsewhere (CI, a pipe) it prints each event as a line. Its
+token count is the job's (`Library.job_usage`), moved by every event that carries it: each finished
+LLM call's step, each verdict, each scout call. Its clock is the job's running time over every
+process that ran it, so a resumed job's elapsed time goes on from where it stopped.
 """
 
 from __future__ import annotations
@@ -21,18 +24,30 @@ from resyn.views import status_text
 
 _SHOWN_STATUSES = [status for status in Status if status.finished and status is not Status.ACCEPTED]
 _RECENT = 6
+_RATE_AFTER_S = 300  # an hourly rate from a shorter run is an extrapolation, not a measurement
 
 
 class Dashboard:
-    def __init__(self, console: Console, job: str, models: str, target: int, counts: JobCounts) -> None:
+    def __init__(
+        self,
+        console: Console,
+        job: str,
+        models: str,
+        target: int,
+        counts: JobCounts,
+        tokens: int | None = None,
+        active_seconds: float = 0.0,
+    ) -> None:
+        """`tokens`: the job's so far (`Library.job_usage(job).total`; default: its environments');
+        `active_seconds`: its running time before this process."""
         self.console = console
         self.job, self.models, self.target = job, models, target
         self.by_status: dict[str, int] = dict(counts.by_status)  # as of the last verdict
-        self.accepted_at_start = counts.accepted
+        self.earlier_seconds = active_seconds
         self.started = time.monotonic()
         self.in_flight: dict[str, tuple[str, str]] = {}  # environment id -> (topic, stage)
         self.recent: deque[Text] = deque(maxlen=_RECENT)
-        self.tokens = counts.tokens  # the job's, scouting included, as each LLM call finishes
+        self.tokens = counts.tokens if tokens is None else tokens  # scouting included, per LLM call
         self.paused: str | None = None  # why the job waits: an endpoint that does not answer
         self.live = Live(console=console, refresh_per_second=4, auto_refresh=True, transient=False)
 
@@ -73,9 +88,16 @@ class Dashboard:
         else:
             self.console.print(line, soft_wrap=True, highlight=False)
 
-    def rate_per_hour(self) -> float:
-        hours = (time.monotonic() - self.started) / 3600
-        return (self.by_status.get(Status.ACCEPTED, 0) - self.accepted_at_start) / hours if hours > 0 else 0.0
+    def elapsed(self) -> float:
+        """The job's running time, this process's included."""
+        return self.earlier_seconds + time.monotonic() - self.started
+
+    def rate_per_hour(self) -> float | None:
+        """Accepted environments per hour of running time; None while the job is too young to say."""
+        elapsed = self.elapsed()
+        if elapsed < _RATE_AFTER_S:
+            return None
+        return self.by_status.get(Status.ACCEPTED, 0) / (elapsed / 3600)
 
     def header(self) -> Text:
         return Text(f"expand {self.job} · {self.models}", style="bold")
@@ -85,10 +107,10 @@ class Dashboard:
         counts.append(f"accepted {self.by_status.get(Status.ACCEPTED, 0)}/{self.target}", style="bold green")
         for status in _SHOWN_STATUSES:
             counts.append(f" · {status.replace('_', ' ')} {self.by_status.get(status, 0)}")
-        elapsed = time.monotonic() - self.started
+        elapsed, rate = self.elapsed(), self.rate_per_hour()
         status_line = Text(
-            f"tokens {self.tokens:,} · {self.rate_per_hour():.1f} accepted/h · "
-            f"{int(elapsed // 60)}:{int(elapsed % 60):02d} elapsed · in flight {len(self.in_flight)}",
+            f"tokens {self.tokens:,} · {'—' if rate is None else f'{rate:.1f}'} accepted/h · "
+            f"{_clock(elapsed)} elapsed · in flight {len(self.in_flight)}",
             style="dim",
         )
         flight = Table(box=None, show_header=False, padding=(0, 1))
@@ -96,3 +118,10 @@ class Dashboard:
             flight.add_row(identifier, Text(topic, overflow="ellipsis"), Text(stage, style="cyan"))
         paused = [Text(f"PAUSED: {self.paused}", style="bold yellow")] if self.paused else []
         return Group(self.header(), counts, status_line, *paused, flight, *self.recent)
+
+
+def _clock(seconds: float) -> str:
+    """M:SS, or H:MM:SS from an hour on."""
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"

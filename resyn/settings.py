@@ -127,6 +127,12 @@ class SynthesisSettings(BaseModel):
     max_difficulty_rise: float = Field(
         0.25, description="how much the hard levels (4-5) may beat the easy ones (1-2) before it is noise"
     )
+    min_topic_similarity: float = Field(
+        0.4,
+        ge=-1,
+        le=1,
+        description="cosine of TOPIC, NAME and DESCRIPTION to the asked topic below which it is off topic",
+    )
 
 
 class FrontierSettings(BaseModel):
@@ -168,6 +174,34 @@ class ExpansionSettings(BaseModel):
     frontier: FrontierSettings = FrontierSettings()
 
 
+class PriceSettings(BaseModel):
+    """What each role's tokens cost, in USD per million tokens (RESYN_PRICES_AUTHOR_INPUT=3.0, …),
+    for the cost estimate of `resyn jobs`, the viewer and `resyn report`. Unset: no estimate."""
+
+    author_input: float | None = Field(None, ge=0, description="USD per million input tokens of the author")
+    author_output: float | None = Field(None, ge=0, description="USD per million output tokens of the author")
+    solver_input: float | None = Field(None, ge=0, description="USD per million input tokens of the solver")
+    solver_output: float | None = Field(None, ge=0, description="USD per million output tokens of the solver")
+    scout_input: float | None = Field(None, ge=0, description="USD per million input tokens of the scout")
+    scout_output: float | None = Field(None, ge=0, description="USD per million output tokens of the scout")
+
+    @property
+    def configured(self) -> bool:
+        """Whether any price is set (else resyn shows no cost at all)."""
+        return any(price is not None for price in self.model_dump().values())
+
+    def cost(self, role: str, input_tokens: int, output_tokens: int) -> float | None:
+        """The estimated cost of a role's tokens, or None when a price they need is unset."""
+        parts = [
+            (tokens, getattr(self, f"{role}_{kind}", None))
+            for tokens, kind in ((input_tokens, "input"), (output_tokens, "output"))
+            if tokens
+        ]
+        if any(price is None for _tokens, price in parts):
+            return None
+        return sum(tokens * price for tokens, price in parts) / 1_000_000
+
+
 class ToolSettings(BaseModel):
     """The tools other agents call (LangChain tools, `resyn mcp`): what one caller may hold."""
 
@@ -200,6 +234,7 @@ class Settings(BaseSettings):
     synthesis: SynthesisSettings = SynthesisSettings()
     expansion: ExpansionSettings = ExpansionSettings()
     tools: ToolSettings = ToolSettings()
+    prices: PriceSettings = PriceSettings()
 
     @model_validator(mode="after")
     def _kernels_preload_the_allowed_imports(self) -> Settings:

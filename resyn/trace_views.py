@@ -15,7 +15,7 @@ from rich.table import Table
 from rich.text import Text
 
 from resyn.contract import Status
-from resyn.memory.records import EnvironmentRecord, JobCounts, JobRecord
+from resyn.memory.records import EnvironmentRecord, JobCounts, JobRecord, JobUsage
 from resyn.views import environment_panel, status_text
 
 _MESSAGE_CHARS = 2000
@@ -213,7 +213,10 @@ def messages_view(story: dict[str, Any], calls: list[tuple[int, dict[str, Any]]]
         if probe:
             about = f" · probe {probe['index'] + 1}/{len(results)}: "
             about += f"difficulty {probe['difficulty']}, seed {probe['seed']}"
-        tokens = f"{data.get('input_tokens', 0):,} in / {data.get('output_tokens', 0):,} out tokens"
+        tokens = (
+            f"{data.get('input_tokens', 0) + data.get('output_tokens', 0):,} tokens "
+            f"({data.get('input_tokens', 0):,} in, {data.get('output_tokens', 0):,} out)"
+        )
         views.append(Rule(f"call {number} · {call['name']} · step {call['step']}{about}", align="left"))
         views.append(Text(f"{data['model']} · {call['seconds']:.2f} s · {tokens}", style="dim"))
         for message in data["messages"]:
@@ -273,7 +276,7 @@ def environment_trace(story: dict[str, Any], *, messages: bool, full: bool,
     return Group(*parts)
 
 
-def job_summary(job: JobRecord, counts: JobCounts, events: list[dict[str, Any]],
+def job_summary(job: JobRecord, counts: JobCounts, usage: JobUsage, events: list[dict[str, Any]],
                 environments: list[EnvironmentRecord], last: int | None = None) -> Group:  # fmt: skip
     """The job's verdicts, why environments were rejected, its runs (each start or resume to its
     end) and its events, all of them or the `last` ones."""
@@ -288,7 +291,9 @@ def job_summary(job: JobRecord, counts: JobCounts, events: list[dict[str, Any]],
     totals.add_column("count", justify="right")
     for status, count in counts.present().items():
         totals.add_row(status_text(status), str(count))
-    tokens = Text(f"tokens: {counts.input_tokens:,} in / {counts.output_tokens:,} out", style="dim")
+    tokens = Text(  # the job's, its scout's included: the same total as `resyn jobs`
+        f"{usage.total:,} tokens ({usage.input_tokens:,} in, {usage.output_tokens:,} out)", style="dim"
+    )
     reasons = Counter(_reason_kind(record) for record in environments if record.status != Status.ACCEPTED)
     why = Table(title="why environments were rejected", **_COMPACT)
     why.add_column("reason", overflow="fold")

@@ -75,7 +75,6 @@ STATUS_STYLES: dict[str, str] = {  # environment statuses and the job's event ki
     "job": "bold",
     "start": "cyan",
     "scout": "blue",
-    "round": "bold",
     "stop": "bold",
     "dropped": "dim",
     "paused": "bold yellow",

@@ -56,3 +56,17 @@ def test_tokens_move_as_calls_finish_and_counts_as_verdicts_arrive() -> None:
         dashboard.on_event(Status.ACCEPTED, verdict)
         screen = rendered(dashboard)
         assert "accepted 3/10" in screen and "tokens 1,400 ·" in screen and "in flight 0" in screen
+
+
+def test_no_hourly_rate_until_the_job_has_run_five_minutes() -> None:
+    log = Console(file=io.StringIO(), width=200)
+    with Dashboard(log, "night", "author: m", 10, JobCounts({Status.ACCEPTED: 8})) as dashboard:
+        assert "tokens 0 · — accepted/h · 0:0" in rendered(dashboard)  # 8 accepted in seconds says nothing
+
+
+def test_a_resumed_jobs_clock_and_rate_go_on_from_its_running_time() -> None:
+    log = Console(file=io.StringIO(), width=200)
+    counts = JobCounts({Status.ACCEPTED: 3}, 900, 100)
+    with Dashboard(log, "night", "author: m", 10, counts, tokens=1_250, active_seconds=3_600) as dashboard:
+        screen = rendered(dashboard)
+        assert "tokens 1,250 · 3.0 accepted/h · 1:00:0" in screen  # the scout's tokens too; an hour run

@@ -11,6 +11,7 @@ import pytest
 from resyn.agents.exemplars import Exemplar, load_exemplars
 from resyn.contract import CHECK_NAMES, ValidationReport
 from resyn.settings import Settings
+from resyn.tools import checks
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.validator import Validator
 
@@ -110,6 +111,33 @@ async def test_a_bad_name_does_not_hide_the_real_defects(pool: KernelPool, setti
     assert "the global random module" in deterministic
 
 
+def generated(seed: int, question: str, numbers: list[int]) -> dict:
+    instance = {"question": question, "witness": str(len(numbers)), "meta": {"numbers": numbers}}
+    return {"status": "ok", "seed": seed, "difficulty": 2, "instance": instance}
+
+
+def test_a_nondeterministic_question_shows_both_versions_where_they_differ() -> None:
+    shared = "Route the delivery trucks through " + "the depot, " * 20  # 254 characters both share
+    first = [generated(seed, f"{shared}then stop at A{seed}.", [seed]) for seed in range(40)]
+    second = [generated(seed, f"{shared}then stop at B{seed}.", [seed]) for seed in range(40)]
+    passed, detail = checks.deterministic(first, second)
+    assert passed is False
+    one, two = detail.split(" in a second kernel: ")[1].split(" (and ")[0].split(" vs ")
+    assert "A0." in one and "B0." in two  # the difference itself, not the start both share
+    assert len(one) <= checks.CONTRAST_CHARS + 4 and len(two) <= checks.CONTRAST_CHARS + 4
+    assert "generate(seed=0, difficulty=2) gave a different question" in detail
+    assert "(and 39 more of the 40 instances compared)" in detail
+
+
+def test_a_nondeterministic_meta_names_the_field_and_both_values() -> None:
+    question = "What is the sum? Answer with one integer."
+    passed, detail = checks.deterministic(
+        [generated(7, question, [1, 2, 3])], [generated(7, question, [1, 2, 4])]
+    )
+    assert passed is False
+    assert "gave a different meta.numbers[2] in a second kernel: '3' vs '4';" in detail
+
+
 MALFORMED_SOURCE = """
 NAME = "no-witness"
 TOPIC = "nothing"
@@ -150,7 +178,7 @@ async def test_a_rejected_witness_is_shown_with_the_instance_verify_got(
     report = await validate(pool, settings, FIXTURES / "defective" / "witness_accepted.py")
     detail = report.check("witness_accepted").detail
     assert "for the witness '" in detail and "after a JSON round trip" in detail
-    assert "of 40 instances)" in detail
+    assert "more of the 40 instances)" in detail  # how many more, and of what
 
 
 @pytest.mark.parametrize("path", HOSTILE, ids=lambda path: path.stem)

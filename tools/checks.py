@@ -60,14 +60,16 @@ def where(call: dict[str, Any]) -> str:
     return f"seed={call['seed']}, difficulty={call['difficulty']}"
 
 
-def first_of(failures: list[str], out_of: int | None = None, noun: str = "") -> Result:
-    """Passed when there is no failure; else the first one, and how many more there are (of what)."""
+def first_of(failures: list[str], noun: str, out_of: int | None = None) -> Result:
+    """Passed when there is no failure; else the first one, and how many more of what there are:
+    "(and 39 more of the 40 instances compared)", "(and 2 more generate calls)"."""
     if not failures:
         return True, ""
     if len(failures) == 1:
         return False, failures[0]
-    of = f" of {out_of} {noun}".rstrip() if out_of else (f" {noun}" if noun else " failures")
-    return False, f"{failures[0]} (and {len(failures) - 1} more{of})"
+    more = len(failures) - 1
+    counted = f"{more} more of the {out_of} {noun}" if out_of else f"{more} more {noun}"
+    return False, f"{failures[0]} (and {counted})"
 
 
 def loads(load: dict[str, Any]) -> Result:
@@ -81,7 +83,7 @@ def loads(load: dict[str, Any]) -> Result:
         problems.insert(
             0, f"NAME {name!r} is not kebab-case [a-z0-9-], {NAME_LENGTH[0]}..{NAME_LENGTH[1]} chars"
         )
-    return first_of(problems)
+    return first_of(problems, "problems")
 
 
 _FUNCTION_PROBLEM = re.compile(r"^(generate|verify) ")
@@ -132,7 +134,7 @@ def generates(calls: list[dict[str, Any]]) -> Result:
                 failures.append(f"generate({where(call)}): {problem}")
     if not any(call["status"] == "ok" for call in calls):
         failures.append("no call of generate finished")
-    return first_of(failures)
+    return first_of(failures, "generate calls")
 
 
 def well_formed(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -147,6 +149,9 @@ def well_formed(calls: list[dict[str, Any]]) -> list[dict[str, Any]]:
 def canonical(instance: dict[str, Any]) -> str:
     return json.dumps(instance, sort_keys=True, ensure_ascii=False)
 
+
+CONTRAST_CHARS = 80  # each side of a `deterministic` detail
+_CONTRAST_LEAD = 20  # characters of what both share, shown before the first difference
 
 _NONDETERMINISM_CAUSES = (
     "likely causes: iterating a set (its order changes with PYTHONHASHSEED), hash() of strings, "
@@ -167,6 +172,28 @@ def _first_difference(one: Any, other: Any, path: str = "") -> tuple[str, Any, A
     return path, one, other
 
 
+def contrast(one: Any, other: Any, width: int = CONTRAST_CHARS) -> tuple[str, str]:
+    """Two differing values as a detail shows them: quoted, each cut to `width` characters, from
+    a little before where they first differ when that is further in (a question differing near its
+    end shows its end, not the start both share)."""
+    texts = [
+        value if isinstance(value, str) else json.dumps(value, ensure_ascii=False) for value in (one, other)
+    ]
+    if texts[0] == texts[1]:  # the same text, different types: 5 and "5"
+        texts = [json.dumps(value, ensure_ascii=False) for value in (one, other)]
+    common = next(
+        (index for index, (a, b) in enumerate(zip(*texts, strict=False)) if a != b), min(map(len, texts))
+    )
+    start = 0 if common < width - _CONTRAST_LEAD else common - _CONTRAST_LEAD
+    first, second = (_window(text, start, width) for text in texts)
+    return first, second
+
+
+def _window(text: str, start: int, width: int) -> str:
+    cut = text[start : start + width]
+    return ("…" if start else "") + repr(cut) + ("…" if start + width < len(text) else "")
+
+
 def deterministic(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> Result:
     again = {(call["seed"], call["difficulty"]): call for call in second if call["status"] == "ok"}
     pairs = [
@@ -180,13 +207,13 @@ def deterministic(first: list[dict[str, Any]], second: list[dict[str, Any]]) -> 
     for call, other in pairs:
         if canonical(call.get("instance", {})) != canonical(other.get("instance", {})):
             path, one, two = _first_difference(call.get("instance"), other.get("instance"))
-            one_text, two_text = (shown(json.dumps(value, ensure_ascii=False)) for value in (one, two))
+            one_text, two_text = contrast(one, two)
             failures.append(
                 f"generate({where(call)}) gave a different {path or 'instance'} in a second kernel: "
                 f"{one_text} vs {two_text}"
             )
     if failures:
-        passed, detail = first_of(failures, len(pairs), "instances differ")
+        passed, detail = first_of(failures, "instances compared", len(pairs))
         return passed, f"{detail}; {_NONDETERMINISM_CAUSES}"
     return True, ""
 
@@ -219,7 +246,7 @@ def witness_accepted(calls: list[dict[str, Any]], instances: dict[str, dict[str,
         if _DIGIT_KEY.search(received):
             failure += " — note that JSON turns integer dict keys into strings"
         failures.append(failure)
-    return first_of(failures, len(finished), "instances")
+    return first_of(failures, "instances", len(finished))
 
 
 def rejects_wrong(junk: list[dict[str, Any]], crossed: list[dict[str, Any]]) -> Result:
@@ -240,7 +267,7 @@ def rejects_wrong(junk: list[dict[str, Any]], crossed: list[dict[str, Any]]) -> 
                 f"verify accepted others' witnesses in {accepted} of {len(scored)} pairs "
                 f"(at most {1 - REJECTION_FLOOR:.0%} may score 1.0)"
             )
-    return first_of(failures)
+    return first_of(failures, "wrong answers")
 
 
 def robust(calls: list[dict[str, Any]]) -> Result:
@@ -258,18 +285,18 @@ def robust(calls: list[dict[str, Any]]) -> Result:
                 failures.append(
                     f"verify returned {call['score_repr'] or call['score']} (outside [0, 1]) on {context}"
                 )
-    return first_of(failures)
+    return first_of(failures, "answers tried")
 
 
 def no_side_effects(events: list[dict[str, str]], leaked_secret: bool) -> Result:
     failures = [f"{event['kind']}: {event['event']} {event['detail']}".strip() for event in events]
     if leaked_secret:
         failures.insert(0, "a secret of the parent process (an API key) appeared in the environment's output")
-    return first_of(failures)
+    return first_of(failures, "side effects")
 
 
 def within_limits(problems: list[str]) -> Result:
-    return first_of(problems)
+    return first_of(problems, "limit problems")
 
 
 def broke_limit(call: dict[str, Any], output_limit: int) -> bool:

@@ -6,12 +6,19 @@ import asyncio
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 
 from resyn.commands.preamble import checked_models, interruptible, note_embedded
 from resyn.console import ENDPOINT_DOWN, console, fail_usage, print_error
+
+if TYPE_CHECKING:
+    from resyn.memory.library import Library
+    from resyn.settings import PriceSettings
 
 _ROLES = ("author", "solver", "scout")
 
@@ -90,9 +97,19 @@ def expand(
         async with open_runtime(settings) as runtime:
             note_embedded(runtime.models, _ROLES)
             models = " · ".join(f"{role}: {runtime.model_name(role)}" for role in _ROLES)
-            saved = runtime.library.job(name)
+            library = runtime.library
+            saved = library.job(name)
             goal = options.target if options else changes.get("target", saved.options["target"])
-            with Dashboard(console, name, models, goal, runtime.library.job_counts(name)) as dashboard:
+            dashboard = Dashboard(
+                console,
+                name,
+                models,
+                goal,
+                library.job_counts(name),
+                tokens=library.job_usage(name).total,
+                active_seconds=saved.active_seconds if saved else 0.0,
+            )
+            with dashboard:
                 return await run_expansion(
                     runtime, options, resume=resume, changes=changes, on_event=dashboard.on_event
                 )
@@ -110,53 +127,107 @@ def expand(
         print_error(str(error))
         raise typer.Exit(1) from None
     console.print(f"job {finished_options.name} stopped: {reason}", highlight=False, soft_wrap=True)
+    console.print(
+        f"next: [bold]resyn report --job {name}[/bold] (what it made and what it cost) · "
+        "[bold]resyn ui[/bold] (browse its environments)",
+        highlight=False,
+    )
 
 
 def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON array")] = False) -> None:
-    """The expansion jobs of this workspace, with their state and counts."""
-    from rich.table import Table
-
+    """The expansion jobs of this workspace, with their state, counts and tokens."""
     from resyn.memory.library import Library
     from resyn.settings import Settings
 
-    library = Library(Settings().data_dir, read_only=True)
-    rows = []
-    for record in library.jobs():
-        counts = library.job_counts(record.name)
-        state = record.state
-        rows.append(
-            {
-                "job": record.name,
-                "state": state,
-                "accepted": counts.accepted,
-                "target": record.options["target"],
-                "tried": counts.tried,
-                "tokens": counts.tokens,
-                "stop_reason": record.stop_reason,
-                "updated": record.updated,
-            }
-        )
+    settings = Settings()
+    library = Library(settings.data_dir, read_only=True)
+    try:
+        rows = job_rows(library, settings.prices)
+    finally:
+        library.close()
     if as_json:
         typer.echo(json.dumps(rows))
         return
-    table = Table(title=f"jobs in {library.data_dir}")
-    for column in ("job", "state", "accepted", "tried", "tokens", "updated", "note"):
-        table.add_column(column)
-    for row in rows:
-        note = row["stop_reason"] if row["state"] == "finished" else ""
-        if row["state"] in ("interrupted", "stopped", "failed"):
-            why = f"{row['stop_reason']}; " if row["stop_reason"] else ""
-            note = f"{why}resume: resyn expand --resume {row['job']}"
-        table.add_row(
-            row["job"],
-            row["state"],
-            f"{row['accepted']}/{row['target']}",
-            str(row["tried"]),
-            f"{row['tokens']:,}",
-            time.strftime("%Y-%m-%d %H:%M", time.localtime(row["updated"])),
-            note,
+    if not rows:
+        console.print(f"no jobs in {settings.data_dir} yet: start one with resyn expand", highlight=False)
+        return
+    console.print(f"jobs in {settings.data_dir}", highlight=False)
+    console.print(jobs_view(rows, console.width))
+
+
+def job_rows(library: Library, prices: PriceSettings) -> list[dict[str, Any]]:
+    """Each job as `resyn jobs --json` prints it: state, counts, tokens (by role too), times."""
+    rows = []
+    for record in library.jobs():
+        counts, usage = library.job_counts(record.name), library.job_usage(record.name, prices)
+        rows.append(
+            {
+                "job": record.name,
+                "state": record.state,
+                "accepted": counts.accepted,
+                "target": record.options["target"],
+                "tried": counts.tried,
+                "unfinished": counts.running,  # in flight; for a job that is not running, left for --resume
+                "tokens": usage.total,
+                "usage": usage.as_dict(),
+                "stop_reason": record.stop_reason,
+                "active_seconds": record.active_seconds,
+                "created": record.created,
+                "updated": record.updated,
+            }
         )
-    console.print(table)
+    return rows
+
+
+# What a narrow terminal goes without, first to last: the job's name and state never go.
+_OPTIONAL_COLUMNS = ("cost", "updated", "tried", "tokens", "accepted")
+
+
+def jobs_view(rows: list[dict[str, Any]], width: int) -> Group:
+    """The jobs as a table that fits `width` (columns are dropped, never names cut), and under it
+    a note per job that is not running: why it stopped, and the command that resumes it."""
+    cells = [
+        {
+            "job": row["job"],
+            "state": row["state"],
+            "accepted": f"{row['accepted']}/{row['target']}",
+            "tried": str(row["tried"]),
+            "tokens": f"{row['tokens']:,}",
+            "cost": "—" if row["usage"]["cost_usd"] is None else f"${row['usage']['cost_usd']:,.2f}",
+            "updated": time.strftime("%Y-%m-%d %H:%M", time.localtime(row["updated"])),
+        }
+        for row in rows
+    ]
+    columns = ["job", "state", "accepted", "tried", "tokens", "cost", "updated"]
+    widths = {column: max([len(column), *(len(cell[column]) for cell in cells)]) for column in columns}
+    for dropped in _OPTIONAL_COLUMNS:
+        if sum(widths[column] for column in columns) + 2 * (len(columns) - 1) <= width:
+            break
+        columns.remove(dropped)
+    table = Table(box=None, padding=(0, 2, 0, 0), pad_edge=False, header_style="bold")
+    for column in columns:
+        # a name wider than the whole terminal folds onto more lines: whole, never cut
+        table.add_column(
+            column,
+            no_wrap=column != "job",
+            overflow="fold",
+            justify="left" if column in ("job", "state") else "right",
+        )
+    for cell in cells:
+        table.add_row(*(cell[column] for column in columns))
+    notes = [note for row in rows for note in _job_notes(row)]
+    return Group(table, *([Text(""), *notes] if notes else []))
+
+
+def _job_notes(row: dict[str, Any]) -> list[Text]:
+    name, state = row["job"], row["state"]
+    if state == "finished":
+        return [Text(f"{name}: {row['stop_reason']}")] if row["stop_reason"] else []
+    if state == "running":
+        return []
+    why = f": {row['stop_reason']}" if row["stop_reason"] else ""
+    unfinished = f"; {row['unfinished']} unfinished, resumed by --resume" if row["unfinished"] else ""
+    return [Text(f"{name}: {state}{why}{unfinished}"), Text(f"  resyn expand --resume {name}")]
 
 
 def _check_job_name(data_dir: Path, resume: str | None, new_name: str | None) -> None:

@@ -1,4 +1,5 @@
-"""`resyn report [--html FILE]`: the library's funnel, diversity, difficulty profile and costs."""
+"""`resyn report [--job JOB] [--html FILE]`: the funnel, diversity, difficulty profile and costs of
+the library or of one job."""
 
 from __future__ import annotations
 
@@ -10,7 +11,9 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 from rich.console import Group
 from rich.table import Table
+from rich.text import Text
 
+from resyn.commands.ui import DEFAULT_PORT
 from resyn.commands.workspace import existing_workspace
 from resyn.console import console, fail_usage
 
@@ -26,9 +29,13 @@ def report(
     cluster_threshold: Annotated[
         float | None, typer.Option(min=0.0, max=1.0, help="cosine joining two environments into a cluster")
     ] = None,
+    job: Annotated[str | None, typer.Option(help="report on this expansion job only")] = None,
+    viewer: Annotated[
+        str, typer.Option(help="where `resyn ui` serves: the page links each environment there")
+    ] = f"http://127.0.0.1:{DEFAULT_PORT}",
 ) -> None:
-    """What the library's syntheses came to: funnel and rejections, topic diversity, difficulty
-    profile, tokens per accepted environment."""
+    """What the syntheses came to: funnel and rejections, topic diversity, difficulty profile,
+    tokens by role and per accepted environment, for the whole library or one --job."""
     import dataclasses
 
     from resyn.evals.report import build_report, render_html
@@ -42,12 +49,15 @@ def report(
     )
     library = Library(settings.data_dir, read_only=True)
     try:
-        built = build_report(library, cluster_threshold=threshold)
+        if job is not None and library.job(job) is None:
+            raise fail_usage(f"no job {job!r} in {settings.data_dir}")
+        built = build_report(library, cluster_threshold=threshold, job=job, prices=settings.prices)
     finally:
         library.close()
     if html is not None:
+        title = f"resyn report: job {job}" if job else "resyn library report"
         try:
-            html.write_text(render_html(built), encoding="utf-8")
+            html.write_text(render_html(built, title, viewer), encoding="utf-8")
         except OSError as error:
             raise fail_usage(f"cannot write {html}: {error}") from None
     if as_json:
@@ -63,6 +73,9 @@ def _rate(value: float | None) -> str:
 
 
 def report_tables(built: CorpusReport) -> Group:
+    from resyn.evals.report import attempt_rows, cost_text, scope_line
+
+    header = Text(f"resyn report · {scope_line(built)}", style="bold")
     funnel = Table(title="funnel")
     for column in ("stage", "environments", "lost here"):
         funnel.add_column(column, justify="right" if column == "environments" else "left")
@@ -74,15 +87,18 @@ def report_tables(built: CorpusReport) -> Group:
         rejections.add_column(column, overflow="fold")
     for status, count in built.statuses.items():
         rejections.add_row(status, str(count), built.reasons.get(status, ""))
-    checks = Table(title="failed checks")
-    for column in ("check", "final reports", "attempts"):
+    checks = Table(title="failed checks: how many failed each")
+    for column in ("check", "syntheses (final report)", "validations (all attempts)"):
         checks.add_column(column, justify="left" if column == "check" else "right")
     for name in dict.fromkeys([*built.final_failed_checks, *built.attempt_failed_checks]):
         checks.add_row(
             name, str(built.final_failed_checks.get(name, 0)), str(built.attempt_failed_checks.get(name, 0))
         )
-    for name, value in built.attempts.items():
-        checks.add_row(f"[dim]{name}[/dim]", "", f"{value:.2f}")
+    attempts = Table(title="attempts")
+    attempts.add_column("measure", overflow="fold")
+    attempts.add_column("value", justify="right")
+    for label, value in attempt_rows(built):
+        attempts.add_row(label, value)
     levels = Table(title="difficulty profile (mean probe pass rate)")
     for column in ("level", "accepted", "all probed", "accepted environments"):
         levels.add_column(column, justify="right")
@@ -93,7 +109,8 @@ def report_tables(built: CorpusReport) -> Group:
     tokens.add_column("tokens", justify="right")
     for name, value in built.tokens.items():
         tokens.add_row(name, f"{value:,.0f}")
-    parts: list = [funnel, rejections, checks, levels, tokens]
+    tokens.add_row("cost (USD, estimated)", cost_text(built))
+    parts: list = [header, funnel, rejections, checks, attempts, levels, tokens]
     if built.diversity is not None:
         nearest = list(built.diversity.nearest.values())
         spread = f"min {min(nearest):.2f} · median {median(nearest):.2f} · max {max(nearest):.2f}"

@@ -63,13 +63,14 @@ def trace(
                 payload = {
                     "job": record.model_dump(mode="json"),
                     "counts": counts.as_dict(),
+                    "usage": library.job_usage(job).as_dict(),
                     "runs": job_runs(events, record.state),
                     "events": events[-last:] if last else events,
                     "environments": [env.model_dump(mode="json", exclude={"source"}) for env in environments],
                 }
                 typer.echo(json.dumps(payload, ensure_ascii=False))
             else:
-                console.print(job_summary(record, counts, events, environments, last))
+                console.print(job_summary(record, counts, library.job_usage(job), events, environments, last))
             return
         try:
             story = environment_story(library, traces, environment_id)

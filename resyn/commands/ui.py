@@ -56,4 +56,4 @@ def ui(
             soft_wrap=True,
         )
     with contextlib.suppress(KeyboardInterrupt):
-        serve(listener, settings.data_dir, host)
+        serve(listener, settings.data_dir, host, settings.prices)

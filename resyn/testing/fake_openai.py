@@ -76,7 +76,8 @@ _TOPIC_IN_PROMPT = re.compile(r'(?:Now write the environment for|for the topic) 
 @dataclass
 class RepairingAuthor:
     """The scripted world's replies, except that a `share` of the topics (by a hash of the name)
-    get 1 to 3 drafts that do not load before the canned environment: each needs repairs."""
+    get 1 to 3 drafts that do not load before the canned environment: each needs repairs (and none
+    is the same code as the one before it, which resyn would answer as an unchanged repair)."""
 
     share: float = 1 / 3
     broken_left: dict[str, int] = field(default_factory=dict)
@@ -92,11 +93,12 @@ class RepairingAuthor:
         with self._lock:
             if topic not in self.broken_left:
                 self.broken_left[topic] = 1 + digest // 1000 % 3 if digest % 1000 < self.share * 1000 else 0
-            broken = self.broken_left[topic] > 0
-            self.broken_left[topic] -= broken
-        return (
-            reply.replace("import random", "import random\nthis line is not python", 1) if broken else reply
-        )
+            left = self.broken_left[topic]
+            self.broken_left[topic] -= left > 0
+        if not left:
+            return reply
+        # each broken draft differs from the last, so it is validated as a real repair would be
+        return reply.replace("import random", f"import random\nthis line is not python ({left} left)", 1)
 
 
 FAULT_KINDS = ("429", "500", "hang", "empty_body", "truncated_json", "empty_message", "no_code", "drop")

@@ -49,8 +49,8 @@ _ANGLES = [
     "reachability", "ordering", "constraint satisfaction", "recurrences",
 ]  # fmt: skip
 
-_TOPIC_IN_DRAFT = re.compile(r'Now write the environment for "(.*)"')
-_TOPIC_IN_REPAIR = re.compile(r'for the topic "(.*)" failed')
+# Every author prompt names its topic: a draft, a repair, and the retry after a reply with no code.
+_TOPIC_IN_PROMPT = re.compile(r'(?:Now write the environment for|for the topic) "(.*?)"')
 
 
 def _slug(text: str) -> str:
@@ -96,7 +96,7 @@ def _last(messages: list[BaseMessage]) -> str:
 def author(messages: list[BaseMessage]) -> str:
     """Drafts (and 'repairs') the canned environment of the topic named in the prompt."""
     text = _last(messages)
-    match = _TOPIC_IN_DRAFT.search(text) or _TOPIC_IN_REPAIR.search(text)
+    match = _TOPIC_IN_PROMPT.search(text)
     topic = match.group(1) if match else "unnamed topic"
     return f"Here is the environment.\n\n```python\n{environment_for(topic)}```"
 

@@ -1,38 +1,82 @@
-"""What each page of `resyn ui` shows, as plain data: the server renders it, the tests read it.
+"""What the jobs and environments pages show, as plain data: the server renders it, the tests read it.
 
-Everything here reads the library and the trace store (through `environment_story`, the same
-object `resyn trace --json` prints) and shapes it for a template: no HTML is built in Python, so
-the templates' autoescaping is the one place untrusted text (environment code, LLM messages)
-meets the page. One module for all pages (past 300 lines): they share the row shapes and
-filters, and each page's function is short.
+No HTML is built here (the templates' autoescaping is the one place untrusted text meets the
+page). A job's state comes from its record; an environment whose row still says `running` is
+shown as `unfinished` once its job no longer runs: resuming the job continues it. One
+environment's own page is in story.py, the charts' geometry in charts.py.
 """
 
 from __future__ import annotations
 
-import itertools
-import json
-import re
+import math
+from collections import Counter
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
 from resyn.contract import Status
 from resyn.memory.library import Library
-from resyn.memory.records import EnvironmentRecord
-from resyn.memory.traces import TraceStore, environment_story
+from resyn.memory.records import EnvironmentRecord, JobRecord
+from resyn.settings import PriceSettings
+from resyn.ui.charts import Verdict, progress_chart
+from resyn.ui.story import linked_reason
 
-LIST_LIMIT = 500  # rows on one environments page; the filters narrow the rest
+PAGE_SIZE = 50  # rows on one page of an environments list
+REFRESH_S = 5  # how often a page of something still running reloads itself
+UNFINISHED = "unfinished"  # how a `running` row of a job that no longer runs is shown
+
+_STATUS_ORDER = {status.value: position for position, status in enumerate(Status)}
+SORTS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "created": lambda row: row["created"],
+    "updated": lambda row: row["updated"],
+    "topic": lambda row: row["topic"].casefold(),
+    "status": lambda row: _STATUS_ORDER.get(row["status"], len(_STATUS_ORDER)),
+    "tokens": lambda row: row["tokens"],
+}
+FIRST_ORDER = {"created": "desc", "updated": "desc", "topic": "asc", "status": "asc", "tokens": "desc"}
+DEFAULT_SORT = "created"  # newest first, as experiment trackers list their runs
+
+
+class BadQuery(ValueError):
+    """A list's query names a sort, order or page that does not exist (a 400, in one line)."""
 
 
 @dataclass(frozen=True)
 class Filters:
-    """The environments list's query: every field optional, text fields match case-insensitively."""
+    """The environments list's query: filters (text fields match case-insensitively), its sort and
+    the page shown."""
 
     status: str = ""
     topic: str = ""
     reason: str = ""
     job: str = ""
     job_in_path: bool = False  # on a job's page the job is in the path, not in the query
+    sort: str = DEFAULT_SORT
+    order: str = FIRST_ORDER[DEFAULT_SORT]
+    page: int = 1
+
+    @classmethod
+    def parse(cls, query: Mapping[str, str], job: str, job_in_path: bool) -> Filters:
+        sort = query.get("sort") or DEFAULT_SORT
+        if sort not in SORTS:
+            raise BadQuery(f"unknown sort {sort!r}: sort by one of {', '.join(SORTS)}")
+        order = query.get("order") or FIRST_ORDER[sort]
+        if order not in ("asc", "desc"):
+            raise BadQuery(f"unknown order {order!r}: asc or desc")
+        page = query.get("page") or "1"
+        if not page.isdigit() or int(page) < 1:
+            raise BadQuery(f"page {page!r} is not a page number (1, 2, …)")
+        return cls(
+            status=query.get("status", ""),
+            topic=query.get("topic", "").strip(),
+            reason=query.get("reason", "").strip(),
+            job=job,
+            job_in_path=job_in_path,
+            sort=sort,
+            order=order,
+            page=int(page),
+        )
 
     def matches(self, record: EnvironmentRecord) -> bool:
         return (
@@ -42,42 +86,116 @@ class Filters:
             and self.reason.casefold() in record.reason.casefold()
         )
 
-    def query(self, **changes: str) -> str:
-        """The query string of these filters with some changed (for the status links)."""
-        fields = {"status": self.status, "topic": self.topic, "reason": self.reason} | changes
+    @property
+    def narrowed(self) -> bool:
+        return bool(self.status or self.topic or self.reason)
+
+    def query(self, **changes: str | int) -> str:
+        """The query string of this list with some fields changed. Defaults are left out, and any
+        change but the page's goes back to page 1."""
+        fields: dict[str, str | int] = {"status": self.status, "topic": self.topic, "reason": self.reason}
         if not self.job_in_path:
             fields["job"] = self.job
-        return "&".join(f"{key}={quote(value, safe='')}" for key, value in fields.items() if value)
+        fields |= {"sort": self.sort, "order": self.order, "page": self.page if "page" in changes else 1}
+        fields |= changes
+        if fields["order"] == FIRST_ORDER[str(fields["sort"])]:
+            fields["order"] = ""
+        if fields["sort"] == DEFAULT_SORT:
+            fields["sort"] = ""
+        if fields["page"] == 1:
+            fields["page"] = ""
+        return "&".join(f"{key}={quote(str(value), safe='')}" for key, value in fields.items() if value)
+
+    def sort_query(self, column: str) -> str:
+        """The query that sorts by `column`: the other way round when it is the sort already."""
+        if column == self.sort:
+            return self.query(sort=column, order="asc" if self.order == "desc" else "desc")
+        return self.query(sort=column, order=FIRST_ORDER[column])
+
+    def arrow(self, column: str) -> str:
+        return ("▲" if self.order == "asc" else "▼") if column == self.sort else ""
+
+
+@dataclass(frozen=True)
+class Pagination:
+    number: int  # the page shown, from 1
+    size: int
+    total: int  # rows that match, on every page
+
+    @property
+    def last(self) -> int:
+        return max(1, math.ceil(self.total / self.size))
+
+    @property
+    def first_row(self) -> int:
+        return min(self.total, (self.number - 1) * self.size + 1)
+
+    @property
+    def last_row(self) -> int:
+        return min(self.total, self.number * self.size)
+
+    @property
+    def previous(self) -> int | None:
+        return self.number - 1 if self.number > 1 else None
+
+    @property
+    def next(self) -> int | None:
+        return self.number + 1 if self.number < self.last else None
+
+
+def paginate(rows: list[dict[str, Any]], page: int, size: int = PAGE_SIZE) -> tuple[list[dict], Pagination]:
+    """One page of the rows; a page past the last shows the last."""
+    last = max(1, math.ceil(len(rows) / size))
+    shown = Pagination(min(page, last), size, len(rows))
+    return rows[shown.first_row - 1 : shown.last_row], shown
 
 
 # ---- jobs -------------------------------------------------------------------------------------------
 
 
-def job_rows(library: Library) -> list[dict[str, Any]]:
-    rows = []
-    for record in library.jobs():
-        counts = library.job_counts(record.name)
-        rows.append(
-            {
-                "name": record.name,
-                "state": record.state,
-                "accepted": counts.accepted,
-                "target": record.options.get("target"),
-                "tried": counts.tried,
-                "by_status": counts.present(),
-                "tokens": counts.tokens,
-                "seeds": record.options.get("seed_topics", []),
-                "stop_reason": record.stop_reason,
-                "created": record.created,
-                "updated": record.updated,
-            }
-        )
-    return rows
+def job_rows(library: Library, prices: PriceSettings | None = None) -> list[dict[str, Any]]:
+    environments = library.environments()
+    return [job_row(library, record, environments, prices) for record in library.jobs()]
 
 
-def job_log(traces: TraceStore, job: str) -> list[dict[str, Any]]:
-    """The job's own events (start, scout, rounds, verdicts, stop) as lines with their time."""
-    events = traces.job_events(job)
+def job_row(
+    library: Library,
+    record: JobRecord,
+    environments: list[EnvironmentRecord],
+    prices: PriceSettings | None = None,
+) -> dict[str, Any]:
+    """A job's state, counts and tokens (`Library.job_usage`: the numbers `resyn jobs` prints).
+    Its syntheses in flight are `running` while it runs and `unfinished` once it stopped; its last
+    update is its latest news (a verdict, a scout call, a step of a synthesis in flight)."""
+    counts, usage = library.job_counts(record.name), library.job_usage(record.name, prices)
+    state = record.state
+    by_status = counts.present()
+    by_status.pop(Status.RUNNING, None)
+    mine = [environment for environment in environments if environment.job == record.name]
+    return {
+        "name": record.name,
+        "state": state,
+        "live": state == "running",
+        "accepted": counts.accepted,
+        "target": record.options.get("target"),
+        "tried": counts.tried,
+        "by_status": by_status,
+        "running": counts.running if state == "running" else 0,
+        "unfinished": 0 if state == "running" else counts.running,
+        "tokens": usage.total,
+        "tokens_by_role": {role: count.total for role, count in usage.by_role.items() if count.total},
+        "rejected_tokens": usage.rejected,
+        "cost_usd": usage.cost_usd,
+        "priced": prices is not None and prices.configured,
+        "seeds": record.options.get("seed_topics", []),
+        "stop_reason": record.stop_reason,
+        "created": record.created,
+        "updated": max([record.updated, *(environment.updated for environment in mine)]),
+    }
+
+
+def job_log(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The job's own events (start, scout, verdicts, stop) as lines with their time."""
     first = events[0]["started"] if events else 0.0
     return [
         {
@@ -90,284 +208,75 @@ def job_log(traces: TraceStore, job: str) -> list[dict[str, Any]]:
     ]
 
 
+def job_progress(
+    job: dict[str, Any], events: list[dict[str, Any]], environments: list[EnvironmentRecord], now: float
+) -> dict[str, Any] | None:
+    """The job's progress chart, from its start to its latest news (to now while it runs): each
+    verdict at its environment's last update; the job's tokens as its verdict and scout events
+    counted them, up to its total now; its resumes marked."""
+    verdicts = [
+        Verdict(record.id, record.status, record.updated)
+        for record in environments
+        if record.job == job["name"] and record.status != Status.RUNNING
+    ]
+    end = now if job["live"] else job["updated"]
+    tokens = [(event["started"], event["data"]["tokens"]) for event in events if "tokens" in event["data"]]
+    resumes = [
+        event["started"]
+        for event in events
+        if event["name"] == "job" and event["data"].get("line", "").startswith("resumed")
+    ]
+    return progress_chart(
+        verdicts, [*tokens, (end, job["tokens"])], job["created"], end, resumes, job["target"]
+    )
+
+
 # ---- environments -----------------------------------------------------------------------------------
 
 
-def environment_rows(library: Library, filters: Filters) -> tuple[list[dict[str, Any]], dict[str, int]]:
-    """The environments that match (oldest first) and, per status, how many the scope holds."""
+@dataclass(frozen=True)
+class EnvironmentList:
+    rows: list[dict[str, Any]]  # the environments that match, sorted
+    counts: dict[str, int]  # per shown status, in the scope (all, or one job's), unfinished apart
+    in_progress: list[dict[str, Any]]  # the scope's running or unfinished ones, oldest first
+
+
+def environment_list(library: Library, filters: Filters) -> EnvironmentList:
+    states = {record.name: record.state for record in library.jobs()}
     scope = [record for record in library.environments() if not filters.job or record.job == filters.job]
-    counts = {status: n for status in Status if (n := sum(record.status == status for record in scope))}
-    rows = [
-        {
-            "id": record.id,
-            "name": record.name or "",
-            "topic": record.topic,
-            "status": record.status,
-            "reason": record.reason,
-            "job": record.job,
-            "tokens": record.input_tokens + record.output_tokens,
-            "created": record.created,
-        }
-        for record in scope
-        if filters.matches(record)
-    ]
-    return rows, counts
+    rows = [environment_row(record, states) for record in scope]
+    counts = Counter(row["shown_status"] for row in rows)
+    shown_order = [Status.RUNNING.value, UNFINISHED, *(status.value for status in Status)]
+    matched = [row for row, record in zip(rows, scope, strict=True) if filters.matches(record)]
+    matched.sort(key=SORTS[filters.sort], reverse=filters.order == "desc")
+    return EnvironmentList(
+        rows=matched,
+        counts={status: counts[status] for status in dict.fromkeys(shown_order) if counts[status]},
+        in_progress=[row for row in rows if row["status"] == Status.RUNNING],
+    )
 
 
-# ---- one environment ----------------------------------------------------------------------------------
-
-
-def environment_page(library: Library, traces: TraceStore, environment_id: str) -> dict[str, Any]:
-    """Everything the environment page shows (raises UnknownEnvironment)."""
-    story = environment_story(library, traces, environment_id)
-    steps = story["steps"]
+def environment_row(record: EnvironmentRecord, job_states: dict[str, str]) -> dict[str, Any]:
+    """One environment's row. A synthesis in flight shows the last step it finished and its tokens
+    so far (its library row grows as its steps end)."""
+    running = record.status == Status.RUNNING
+    live = running and job_states.get(record.job or "", "running") == "running"
     return {
-        "environment": story["environment"],
-        "timeline": timeline(steps),
-        "attempts": [attempt_view(attempt) for attempt in story["attempts"]],
-        "chart": pass_rate_chart(story["probe"].get("pass_rates")),
-        "instances": probe_rows(story["probe"].get("instances", []), steps),
-        "llm_calls": [llm_call_view(event) for event in story["llm_calls"]],
-        "kernel": story["kernel"],
-        "tokens": story["tokens"],
+        "id": record.id,
+        "name": record.name or "",
+        "topic": record.topic,
+        "status": record.status,
+        "shown_status": UNFINISHED if running and not live else record.status,
+        "live": live,
+        "step": f"after {record.step}" if running and record.step else "",
+        "reason_parts": linked_reason(record.reason),
+        "job": record.job,
+        "tokens": record.tokens,
+        "created": record.created,
+        "updated": record.updated,
     }
 
 
-def timeline(steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per step; consecutive runs of one step (the parallel probe answers) share a row.
-
-    `left` and `width` place the step's bar on the environment's whole span, in percent.
-    """
-    if not steps:
-        return []
-    start = min(step["offset"] for step in steps)
-    total = max(step["offset"] + step["seconds"] for step in steps) - start or 1e-9
-    rows = []
-    for name, group in itertools.groupby(steps, key=lambda step: step["name"]):
-        runs = list(group)
-        begin = min(run["offset"] for run in runs)
-        end = max(run["offset"] + run["seconds"] for run in runs)
-        text, tone = step_outcome(name, [run["data"] for run in runs])
-        rows.append(
-            {
-                "name": name,
-                "count": len(runs),
-                "offset": begin,
-                "seconds": end - begin,
-                "outcome": text,
-                "tone": tone,
-                "left": round(100 * (begin - start) / total, 2),
-                "width": max(round(100 * (end - begin) / total, 2), 0.4),
-            }
-        )
-    return rows
-
-
-def step_outcome(name: str, runs: list[dict[str, Any]]) -> tuple[str, str]:
-    """What a step decided, in words, and its tone ("good", "bad" or "")."""
-    data = runs[-1]
-    if name == "solve":  # the parallel probe answers: count them, and the calls that failed
-        answers = [answer for run in runs for answer in run.get("answers", [])]
-        failed = sum(1 for run in runs if run.get("error")) + sum(1 for a in answers if a.get("error"))
-        text = f"{len(answers)} answer{'' if len(answers) == 1 else 's'}" + (
-            f", {failed} failed: {_first_error(runs)}" if failed else ""
-        )
-        return text, "bad" if failed else ""
-    if data.get("error"):
-        return f"failed: {data['error']}", "bad"
-    if data.get("status") and name != "verdict":
-        return f"{data['status']}: {data.get('reason', '')}", "bad"
-    if name in ("draft", "repair"):
-        if data.get("problem"):
-            return f"attempt {data.get('attempts')}: no usable code: {data['problem']}", "bad"
-        return f"attempt {data.get('attempts')}: wrote a version", ""
-    if name == "validate":
-        report = data.get("report") or {}
-        if report.get("valid"):
-            return "valid", "good"
-        return "invalid: " + ", ".join(check["name"] for check in report.get("failed", [])), "bad"
-    if name == "sample_probe":
-        return f"{len(data.get('instances', []))} probe instances", ""
-    if name == "novelty":
-        if data.get("contamination"):
-            flag = data["contamination"]
-            return f"near the benchmark question {flag.get('benchmark')}/{flag.get('task')}", "bad"
-        return "novel", "good"
-    if name == "score_probe":
-        rates = data.get("pass_rates") or {}
-        return " ".join(f"d{level}={rate:.2f}" for level, rate in rates.items()) or "waiting for answers", ""
-    if name == "verdict":
-        return f"{data.get('status', '')}: {data.get('reason', '')}", _tone(data.get("status"))
-    return json.dumps(data, ensure_ascii=False, default=str)[:300], ""
-
-
-def _first_error(runs: list[dict[str, Any]]) -> str:
-    for run in runs:
-        for error in [run.get("error"), *(answer.get("error") for answer in run.get("answers", []))]:
-            if error:
-                return str(error)
-    return ""
-
-
-def _tone(status: str | None) -> str:
-    return "good" if status == Status.ACCEPTED else "bad" if status else ""
-
-
-def attempt_view(attempt: dict[str, Any]) -> dict[str, Any]:
-    report = attempt.get("report")
-    if attempt.get("problem"):
-        outcome, tone = f"no usable code: {attempt['problem']}", "bad"
-    elif report is None:
-        outcome, tone = "not validated", ""
-    elif report["valid"]:
-        outcome, tone = "valid", "good"
-    else:
-        failed = [check["name"] for check in report["checks"] if not check["passed"] and not check["skipped"]]
-        outcome, tone = "invalid: " + ", ".join(failed), "bad"
-    checks = [
-        {
-            "name": check["name"],
-            "result": "skipped" if check["skipped"] else "passed" if check["passed"] else "failed",
-            "detail": check["detail"],
-        }
-        for check in (report or {}).get("checks", [])
-    ]
-    source = attempt.get("source") or ""
-    return {
-        "number": attempt["number"],
-        "kind": attempt["kind"],
-        "outcome": outcome,
-        "tone": tone,
-        "checks": checks,
-        "traceback": (report or {}).get("traceback"),
-        "source_lines": source.splitlines(),
-        "diff": side_by_side(attempt.get("diff") or ""),
-    }
-
-
-_HUNK = re.compile(r"^@@ -(\d+)(?:,\d+)? \+(\d+)(?:,\d+)? @@(.*)")
-
-
-def side_by_side(diff: str) -> list[dict[str, Any]]:
-    """A unified diff as two-column rows: {kind, left_no, left, right_no, right}.
-
-    kind is "hunk" (a header), "same", "change" (a removed line beside the added one that took its
-    place), "removed" or "added"; a side with no line has None for its number and text.
-    """
-    rows: list[dict[str, Any]] = []
-    removed: list[tuple[int, str]] = []
-    added: list[tuple[int, str]] = []
-    left = right = 0
-    in_hunk = False
-
-    def flush() -> None:
-        for old, new in itertools.zip_longest(removed, added):
-            kind = "change" if old and new else "removed" if old else "added"
-            rows.append(
-                {
-                    "kind": kind,
-                    "left_no": old[0] if old else None,
-                    "left": old[1] if old else None,
-                    "right_no": new[0] if new else None,
-                    "right": new[1] if new else None,
-                }
-            )
-        removed.clear()
-        added.clear()
-
-    for line in diff.splitlines():
-        hunk = _HUNK.match(line)
-        if hunk:
-            flush()
-            left, right, in_hunk = int(hunk.group(1)), int(hunk.group(2)), True
-            rows.append({"kind": "hunk", "left_no": None, "left": line, "right_no": None, "right": None})
-        elif not in_hunk or line.startswith("\\"):
-            continue  # the file headers, and "\ No newline at end of file"
-        elif line.startswith("-"):
-            removed.append((left, line[1:]))
-            left += 1
-        elif line.startswith("+"):
-            added.append((right, line[1:]))
-            right += 1
-        else:
-            flush()
-            text = line[1:]
-            rows.append({"kind": "same", "left_no": left, "left": text, "right_no": right, "right": text})
-            left, right = left + 1, right + 1
-    flush()
-    return rows
-
-
-CHART_HEIGHT = 120  # px of a 100 % bar
-CHART_BAR = 44
-CHART_GAP = 16
-
-
-def pass_rate_chart(pass_rates: dict[str, float] | None) -> dict[str, Any] | None:
-    """Bar geometry for the pass-rate chart (an inline SVG): one bar per difficulty."""
-    if not pass_rates:
-        return None
-    bars = []
-    for position, (level, rate) in enumerate(pass_rates.items()):
-        height = round(CHART_HEIGHT * max(0.0, min(1.0, rate)))
-        bars.append(
-            {
-                "label": f"d{level}",
-                "rate": rate,
-                "percent": f"{100 * rate:.0f}%",
-                "x": CHART_GAP + position * (CHART_BAR + CHART_GAP),
-                "y": 20 + CHART_HEIGHT - height,
-                "height": height,
-            }
-        )
-    return {
-        "bars": bars,
-        "bar_width": CHART_BAR,
-        "width": CHART_GAP + len(bars) * (CHART_BAR + CHART_GAP),
-        "height": CHART_HEIGHT + 44,
-        "base": 20 + CHART_HEIGHT,
-    }
-
-
-def probe_rows(instances: list[dict[str, Any]], steps: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The probe's instances, each with the solver's answer when the trace holds it."""
-    answers = {
-        answer["index"]: answer
-        for step in steps
-        if step["name"] == "solve"
-        for answer in step["data"].get("answers", [])
-    }
-    return [
-        {
-            "difficulty": instance.get("difficulty"),
-            "seed": instance.get("seed"),
-            "question": instance.get("question", ""),
-            "witness": instance.get("witness", ""),
-            "answer": answers.get(index, {}).get("answer"),
-            "error": answers.get(index, {}).get("error"),
-        }
-        for index, instance in enumerate(instances)
-    ]
-
-
-_CALL_FIELDS = ("role", "model", "messages", "reply", "error", "input_tokens", "output_tokens")
-
-
-def llm_call_view(event: dict[str, Any]) -> dict[str, Any]:
-    data = event["data"]
-    return {
-        "role": data.get("role", event["name"]),
-        "step": event.get("step") or "",
-        "model": data.get("model", ""),
-        "offset": event.get("offset", 0.0),
-        "seconds": event["seconds"],
-        "input_tokens": data.get("input_tokens", 0),
-        "output_tokens": data.get("output_tokens", 0),
-        "messages": [
-            {"role": message.get("role", "?"), "content": message.get("content", "")}
-            for message in data.get("messages", [])
-        ],
-        "reply": data.get("reply"),
-        "error": data.get("error"),
-        "extra": {key: value for key, value in data.items() if key not in _CALL_FIELDS},
-    }
+def status_filter(shown_status: str) -> str:
+    """The `status=` value that lists the rows shown with this status."""
+    return Status.RUNNING.value if shown_status == UNFINISHED else shown_status

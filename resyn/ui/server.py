@@ -4,8 +4,8 @@ Each request opens the workspace's SQLite file afresh, in the worker thread that
 pages follow a job that is still running and no connection is shared between threads. The app
 answers GET (and HEAD) only. Untrusted text — environment code, LLM messages — is escaped by the
 templates' autoescaping, and the Content-Security-Policy forbids every script besides: the pages
-need none. On loopback, requests must name a loopback host, so a web page elsewhere cannot read
-the workspace through DNS rebinding.
+need none (a page of a running job reloads itself with a meta refresh). On loopback, requests must
+name a loopback host, so a web page elsewhere cannot read the workspace through DNS rebinding.
 """
 
 from __future__ import annotations
@@ -32,7 +32,8 @@ from resyn.contract import Status
 from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
 from resyn.memory.traces import TraceStore
 from resyn.memory.workspace import Workspace, WorkspaceDamaged
-from resyn.ui import pages
+from resyn.settings import PriceSettings
+from resyn.ui import pages, story
 
 TEMPLATES = Path(__file__).parent / "templates"
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "[::1]"]
@@ -85,11 +86,15 @@ class SecurityHeaders:
 class Viewer:
     """The pages; one instance per app, holding only the workspace's path and the templates."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, prices: PriceSettings | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.prices = prices  # for the jobs' cost estimates; None: no estimate
         self.templates = _templates()
 
     def render(self, template: str, status_code: int = 200, **context: Any) -> HTMLResponse:
+        """The page; `refresh=True` makes it reload itself every few seconds (a meta refresh: no
+        script, so the CSP stays as strict), for pages of what still runs."""
+        context["refresh"] = pages.REFRESH_S if context.get("refresh") else None
         page = self.templates.get_template(template).render(data_dir=str(self.data_dir), **context)
         return HTMLResponse(page, status_code)
 
@@ -114,11 +119,13 @@ class Viewer:
             environments = library.environments()
             if not environments and not library.jobs():
                 return self.render("empty.html")
+            jobs = pages.job_rows(library, self.prices)
             return self.render(
                 "jobs.html",
-                jobs=pages.job_rows(library),
+                jobs=jobs,
                 environments=len(environments),
                 outside_jobs=sum(record.job is None for record in environments),
+                refresh=any(job["live"] for job in jobs),
             )
 
     def environments(self, request: Request) -> HTMLResponse:
@@ -128,36 +135,39 @@ class Viewer:
         return self._environment_list(request, job=request.path_params["name"], job_page=True)
 
     def _environment_list(self, request: Request, job: str, job_page: bool = False) -> HTMLResponse:
-        query = request.query_params
-        filters = pages.Filters(
-            status=query.get("status", ""),
-            topic=query.get("topic", "").strip(),
-            reason=query.get("reason", "").strip(),
-            job=job,
-            job_in_path=job_page,
-        )
+        try:
+            filters = pages.Filters.parse(request.query_params, job, job_in_path=job_page)
+        except pages.BadQuery as bad:
+            raise HTTPException(400, str(bad)) from None
         with self.workspace() as opened:
             if opened is None:
                 if job_page:
                     raise HTTPException(404, f"no job {job!r}: this workspace is empty")
                 return self.render("empty.html")
             library, traces = opened
-            job_row = None
+            job_row, chart, events = None, None, []
             if job_page:
-                job_row = next((row for row in pages.job_rows(library) if row["name"] == job), None)
-                if job_row is None:
+                record = library.job(job)
+                if record is None:
                     raise HTTPException(404, f"no job {job!r} in this workspace")
-            rows, counts = pages.environment_rows(library, filters)
+                environments, events = library.environments(), traces.job_events(job)
+                job_row = pages.job_row(library, record, environments, self.prices)
+                chart = pages.job_progress(job_row, events, environments, time.time())
+            listing = pages.environment_list(library, filters)
+            shown, pagination = pages.paginate(listing.rows, filters.page)
             return self.render(
                 "environments.html",
                 path=request.url.path,
                 filters=filters,
-                rows=rows[: pages.LIST_LIMIT],
-                matched=len(rows),
-                limit=pages.LIST_LIMIT,
-                counts=counts,
+                rows=shown,
+                pagination=pagination,
+                counts=listing.counts,
+                in_progress=listing.in_progress if job_row else [],
+                status_filter=pages.status_filter,
                 job=job_row,
-                log=pages.job_log(traces, job) if job_row else [],
+                chart=chart,
+                log=pages.job_log(events),
+                refresh=job_row["live"] if job_row else any(row["live"] for row in shown),
             )
 
     def environment(self, request: Request) -> HTMLResponse:
@@ -165,17 +175,20 @@ class Viewer:
         with self.workspace() as opened:
             if opened is None:
                 raise HTTPException(404, f"no environment {environment_id!r}: this workspace is empty")
+            library, traces = opened
             try:
-                page = pages.environment_page(*opened, environment_id)
+                record = library.get(environment_id)
             except AmbiguousEnvironment as ambiguous:
                 raise HTTPException(404, f"{ambiguous}: give more of the id") from None
             except UnknownEnvironment:
                 raise HTTPException(404, f"no environment {environment_id!r} in this workspace") from None
-        return self.render("environment.html", **page)
+            job = library.job(record.job) if record.job else None
+            page = story.environment_page(library, traces, record.id, job.state if job else None)
+        return self.render("environment.html", refresh=page["live"], **page)
 
     async def http_error(self, request: Request, error: Exception) -> HTMLResponse:
         assert isinstance(error, HTTPException)
-        titles = {404: "Not found", 405: "Read-only"}
+        titles = {400: "Bad request", 404: "Not found", 405: "Read-only"}
         message = error.detail
         if error.status_code == 405:
             message = "resyn ui is read-only: it answers GET requests only."
@@ -194,9 +207,12 @@ class Viewer:
         return self.render("error.html", 500, title="Error", message=message)
 
 
-def create_app(data_dir: Path, allowed_hosts: list[str] | None = None) -> Starlette:
-    """The viewer of the workspace at `data_dir`; `allowed_hosts` limits the Host header (None: any)."""
-    viewer = Viewer(data_dir)
+def create_app(
+    data_dir: Path, allowed_hosts: list[str] | None = None, prices: PriceSettings | None = None
+) -> Starlette:
+    """The viewer of the workspace at `data_dir`; `allowed_hosts` limits the Host header (None: any);
+    `prices` gives the jobs' cost estimates (`resyn jobs` shows the same)."""
+    viewer = Viewer(data_dir, prices)
     return Starlette(
         routes=[
             Route("/", viewer.jobs),
@@ -238,10 +254,10 @@ def bind(host: str, port: int) -> socket.socket:
     return listener
 
 
-def serve(listener: socket.socket, data_dir: Path, host: str) -> None:
+def serve(listener: socket.socket, data_dir: Path, host: str, prices: PriceSettings | None = None) -> None:
     """Serve the viewer on an already bound socket until Ctrl-C or SIGTERM."""
     import uvicorn
 
-    app = create_app(data_dir, LOOPBACK_HOSTS if is_loopback(host) else None)
+    app = create_app(data_dir, LOOPBACK_HOSTS if is_loopback(host) else None, prices)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
     uvicorn.Server(config).run(sockets=[listener])
