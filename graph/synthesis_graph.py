@@ -83,6 +83,7 @@ class SynthesisState(TypedDict, total=False):
     probe_instances: list[dict[str, Any]]
     answers: Annotated[list[dict[str, Any]], operator.add]
     pass_rates: dict[str, float]
+    scores: list[float | None]  # per probe instance: verify's score, None where no answer came
     missing_answers: int  # probe questions the solver could not be asked (faults of those requests)
     novelty_vector: list[float] | None
     topic_similarity: float | None  # cosine of the environment's own words to the asked topic
@@ -234,7 +235,8 @@ async def score_probe(state: SynthesisState, runtime: Runtime[SynthesisRuntime])
     for index, instance in enumerate(instances):
         if index in answered:  # a missing answer is no data, not a wrong answer
             by_level[instance.difficulty].append(by_index.get(index, 0.0))
-    return {"pass_rates": pass_rates(by_level), "missing_answers": len(failed)}
+    scores = [by_index.get(index, 0.0) if index in answered else None for index in range(len(instances))]
+    return {"pass_rates": pass_rates(by_level), "missing_answers": len(failed), "scores": scores}
 
 
 async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> dict[str, Any]:

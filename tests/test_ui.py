@@ -219,7 +219,8 @@ def test_each_probe_call_names_the_instance_it_answered(client: TestClient, work
     )
     assert len(calls) == len(cells) == 15
     assert sorted(calls) == sorted(cells)  # every answer's call, tied to its own instance
-    assert 'title="the witness itself (the trace holds no score)">✓<' in page  # what this trace allows
+    assert 'title="right: verify scored it 1">✓<' in page  # the synthesis's own score of the answer
+    assert "This trace holds no scores" not in page
 
 
 def test_a_recorded_score_marks_each_answer_right_or_wrong() -> None:
