@@ -102,17 +102,13 @@ def show(
     ] = False,
 ) -> None:
     """One environment: verdict, reason, checks, pass rates, attempts, file."""
-    from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
+    from resyn.commands.workspace import environment_by_id
+    from resyn.memory.library import Library
     from resyn.settings import Settings
     from resyn.views import attempts_table, environment_panel
 
     library = Library(Settings().data_dir, read_only=True)
-    try:
-        record = library.get(environment_id)
-    except AmbiguousEnvironment as ambiguous:
-        raise fail_usage(f"{ambiguous}: give more of the id") from None
-    except UnknownEnvironment:
-        raise fail_usage(f"no environment {environment_id!r} in {library.data_dir}") from None
+    record = environment_by_id(library, environment_id)
     attempts = library.attempts(record.id)
     if as_json:
         payload = record.model_dump(mode="json")

@@ -52,7 +52,8 @@ def sample(
 def environment_source(environment: str, settings: Settings) -> str:
     """The source of the file `environment` names, else of the library's environment with that id
     (or id prefix); a one-line usage error when it is neither."""
-    from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
+    from resyn.commands.workspace import environment_by_id
+    from resyn.memory.library import Library
 
     path = Path(environment)
     if path.exists() or path.suffix == ".py" or len(path.parts) > 1:  # a path, not an id
@@ -60,11 +61,7 @@ def environment_source(environment: str, settings: Settings) -> str:
         return source
     library = Library(settings.data_dir, read_only=True)
     try:
-        record = library.get(environment)
-    except AmbiguousEnvironment as ambiguous:
-        raise fail_usage(f"{ambiguous}: give more of the id") from None
-    except UnknownEnvironment:
-        raise fail_usage(f"no environment {environment!r} in {library.data_dir}, nor such a file") from None
+        record = environment_by_id(library, environment, unknown_hint=", nor such a file")
     finally:
         library.close()
     if not record.source:

@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from resyn.console import fail_usage
 
 if TYPE_CHECKING:
+    from resyn.memory.library import Library
+    from resyn.memory.records import EnvironmentRecord
     from resyn.settings import Settings
 
 
@@ -22,6 +24,18 @@ def existing_workspace() -> Settings:
         Library(settings.data_dir, read_only=True).close()  # raises if sources say there was one
         raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
     return settings
+
+
+def environment_by_id(library: Library, identifier: str, unknown_hint: str = "") -> EnvironmentRecord:
+    """The library's environment with this id or unique prefix, or a one-line usage error."""
+    from resyn.memory.library import AmbiguousEnvironment, UnknownEnvironment
+
+    try:
+        return library.get(identifier)
+    except AmbiguousEnvironment as ambiguous:
+        raise fail_usage(f"{ambiguous}: give more of the id") from None
+    except UnknownEnvironment:
+        raise fail_usage(f"no environment {identifier!r} in {library.data_dir}{unknown_hint}") from None
 
 
 def difficulty_levels(text: str) -> list[int]:
