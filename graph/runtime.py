@@ -95,12 +95,35 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSave
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = Workspace.of(settings).checkpoints
     serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
-    async with aiosqlite.connect(str(path)) as connection:
-        saver = AsyncSqliteSaver(connection, serde=serde)
+    connection = await aiosqlite.connect(str(path))
+    saver = AsyncSqliteSaver(connection, serde=serde)
+    try:
         with reported(path):
             await saver.setup()
             await saver.conn.execute("PRAGMA synchronous=NORMAL")
         yield saver
+    finally:
+        await _close_after_late_writes(saver)
+
+
+# Loop turns that the writes LangGraph submits while a run stops need to reach the saver's lock.
+LATE_WRITE_TURNS = 3
+
+
+async def _close_after_late_writes(saver: AsyncSqliteSaver) -> None:
+    """Close the connection between two writes, never in the middle of one.
+
+    When a run stops early (Ctrl-C, a failing `on_update`), LangGraph records each task it
+    cancelled in a write it submits after it has stopped waiting for its own tasks, so such a write
+    can still be under way when the run has returned. A connection closed between a write's insert
+    and its commit keeps the write lock: every other connection to the file then finds the
+    database locked until this process exits. Every write holds the saver's lock from insert to
+    commit, so the close waits for the lock once those writes have had their turn to take it; a
+    write that comes even later finds the connection closed and stores nothing."""
+    for _ in range(LATE_WRITE_TURNS):
+        await asyncio.sleep(0)
+    async with saver.lock:
+        await saver.conn.close()
 
 
 @contextlib.asynccontextmanager
