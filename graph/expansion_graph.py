@@ -271,14 +271,23 @@ async def scout_topics(job: ExpansionJob) -> dict[str, Any]:
         or job.topics.names()[-_SCOUT_CONTEXT:]
     )
     known = set(job.topics.names())
+    clock = time.perf_counter()
     scouted = await result_or_fault(
         lambda: scout.brainstorm(job.runtime.endpoint("scout"), around, job.settings.scout_batch, known)
     )
+    seconds = round(time.perf_counter() - clock, 3)  # the call's, with its retries and waits
     if isinstance(scouted, Exception):  # the frontier goes on without new topics for now
-        job.emit("scout", f"the scout could not be reached: {describe(scouted)}")
+        job.emit("scout", f"the scout could not be reached: {describe(scouted)}", seconds=seconds)
         return {"fruitless_scouts": fruitless + 1}
     added = await job.add_topics(scouted.topics, "scouted", parents=around)
     usage = scouted.reply.usage()
-    tokens = job.tokens_used(job.counts()) + usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
-    job.emit("scout", f"+{len(added)} topics: {', '.join(added) or '(none new)'}", added=added, tokens=tokens)
+    call_tokens = usage.get("input_tokens", 0) + usage.get("output_tokens", 0)
+    job.emit(
+        "scout",
+        f"+{len(added)} topics: {', '.join(added) or '(none new)'} · {call_tokens:,} tokens",
+        added=added,
+        tokens=job.tokens_used(job.counts()) + call_tokens,
+        seconds=seconds,
+        **usage,
+    )
     return {"scout_usage": usage, "fruitless_scouts": 0 if added else fruitless + 1}

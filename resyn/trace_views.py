@@ -384,6 +384,8 @@ def events_view(events: list[dict[str, Any]], runs: list[dict[str, Any]], last: 
             started[environment_id] = event["started"]
         elif "status" in data and environment_id in started:
             took = _duration(event["started"] - started[environment_id])
+        elif event["name"] == "scout" and "seconds" in data:  # the scout's call
+            took = _duration(data["seconds"])
         if index < shown_from:
             continue
         day = _date(event["started"])

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from langchain_core.messages import BaseMessage
+from rich.console import Console
 
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.scout import parse_topics
@@ -23,10 +25,12 @@ from resyn.graph.runtime import open_runtime
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.topics import TopicGraph
+from resyn.memory.traces import TraceStore
 from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import FrontierSettings, Settings, SynthesisSettings
 from resyn.testing import scripted_world
 from resyn.testing.scripted import ScriptedChatModel
+from resyn.trace_views import events_view, job_runs
 
 Script = Callable[[list[BaseMessage]], str]
 SEEDS = ["logic puzzles", "graph algorithms", "scheduling"]
@@ -93,6 +97,17 @@ async def test_a_job_reaches_its_target_and_grows_the_topic_graph(
     log = job_log_path(job_settings.data_dir, "grow").read_text().splitlines()
     assert sum(" accepted " in line for line in log) == 5
     assert "stop" in log[-1] and "target reached" in log[-1]
+
+    traces = TraceStore(job_settings.data_dir, read_only=True)
+    events = traces.job_events("grow")
+    traces.close()
+    scouts = [event for event in events if event["name"] == "scout"]
+    assert len(scouts) == calls["scout"]  # each scout call is in the job's trace, timed, with its tokens
+    assert all(event["data"]["seconds"] >= 0 and event["data"]["input_tokens"] > 0 for event in scouts)
+    console = Console(width=80, record=True, color_system=None)
+    console.print(*events_view(events, job_runs(events, "finished"), None))
+    scout_rows = [line for line in console.export_text().splitlines() if " scout " in line]
+    assert scout_rows and all(re.search(r"scout +\d+\.\d s +\+\d+ topics", row) for row in scout_rows)
 
     again = await run_job(job_settings, embedder, None, resume="grow")
     assert again[0] == "target reached: 5 accepted"  # a finished job is not run again
