@@ -1,8 +1,8 @@
-"""Rich renderings of traces: one environment's timeline, probe and LLM calls, and a job's story."""
+"""Rich renderings of one environment's trace: its timeline, attempts, probe and LLM calls
+(a job's story is in `resyn.job_trace_views`)."""
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 from typing import Any
 
@@ -14,8 +14,7 @@ from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
 
-from resyn.contract import Status
-from resyn.memory.records import EnvironmentRecord, JobCounts, JobRecord, JobUsage
+from resyn.memory.records import EnvironmentRecord
 from resyn.views import environment_panel, status_text
 
 _MESSAGE_CHARS = 2000
@@ -89,7 +88,8 @@ def score_mark(result: dict[str, Any], unscored: str = "score not recorded") -> 
     return Text(f"{'✗' if score == 0 else '~'} {score:.2f}", style="red" if score == 0 else "yellow")
 
 
-def _short(value: str | None, limit: int = _ANSWER_CHARS) -> str:
+def one_line(value: str | None, limit: int = _ANSWER_CHARS) -> str:
+    """The value on one line, cut to `limit` characters ("—" for none)."""
     if value is None:
         return "—"
     value = " ".join(value.split())
@@ -97,13 +97,13 @@ def _short(value: str | None, limit: int = _ANSWER_CHARS) -> str:
 
 
 # table settings that leave the width to the values: no borders but the header's rule
-_COMPACT: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False, "title_justify": "left"}
+COMPACT_TABLE: dict[str, Any] = {"box": box.SIMPLE_HEAD, "pad_edge": False, "title_justify": "left"}
 
 
 def timeline_table(story: dict[str, Any]) -> Table:
     """A row per step; the solver probes, which run in parallel, share one row (the probe table
     below has one row per question)."""
-    table = Table(title="timeline", **_COMPACT)
+    table = Table(title="timeline", **COMPACT_TABLE)
     for column, justify in (("at s", "right"), ("step", "left"), ("took s", "right"), ("LLM", "right"),
                             ("kernel", "right"), ("outcome", "left")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")
@@ -156,14 +156,14 @@ def probe_table(results: list[dict[str, Any]]) -> Table:
         if scored
         else " (? : scores per question not recorded in this trace)"
     )
-    table = Table(title=title, **_COMPACT)
+    table = Table(title=title, **COMPACT_TABLE)
     for column, justify in (("call", "right"), ("d", "right"), ("seed", "right"), ("answer", "left"),
                             ("witness", "left"), ("score", "left")):  # fmt: skip
         table.add_column(column, justify=justify, overflow="fold")
     for result in results:
         table.add_row(
             str(result["call"] or "—"), str(result["difficulty"]), str(result["seed"]),
-            Text(_short(result["answer"])), Text(_short(result["witness"])), score_mark(result, "?"),
+            Text(one_line(result["answer"])), Text(one_line(result["witness"])), score_mark(result, "?"),
         )  # fmt: skip
     return table
 
@@ -230,7 +230,7 @@ def messages_view(story: dict[str, Any], calls: list[tuple[int, dict[str, Any]]]
         views.append(Text(_cut(data.get("reply") or data.get("error", ""), limit)))
         if probe:
             views.append(Text.assemble(
-                f"answer {_short(probe['answer'], 60)} · witness {_short(probe['witness'], 60)} · ",
+                f"answer {one_line(probe['answer'], 60)} · witness {one_line(probe['witness'], 60)} · ",
                 score_mark(probe),
             ))  # fmt: skip
     return views
@@ -274,161 +274,3 @@ def environment_trace(story: dict[str, Any], *, messages: bool, full: bool,
     if messages:
         parts += messages_view(story, numbered_calls(story), full)
     return Group(*parts)
-
-
-def job_summary(job: JobRecord, counts: JobCounts, usage: JobUsage, events: list[dict[str, Any]],
-                environments: list[EnvironmentRecord], last: int | None = None) -> Group:  # fmt: skip
-    """The job's verdicts, why environments were rejected, its runs (each start or resume to its
-    end) and its events, all of them or the `last` ones."""
-    header = Text(
-        f"job {job.name} · {job.state}"
-        + (f" · {job.stop_reason}" if job.stop_reason else "")
-        + f" · target {job.options['target']} · seeds: {', '.join(job.options['seed_topics'])}",
-        style="bold",
-    )
-    totals = Table(title="verdicts", **_COMPACT)
-    totals.add_column("status")
-    totals.add_column("count", justify="right")
-    for status, count in counts.present().items():
-        totals.add_row(status_text(status), str(count))
-    tokens = Text(  # the job's, its scout's included: the same total as `resyn jobs`
-        f"{usage.total:,} tokens ({usage.input_tokens:,} in, {usage.output_tokens:,} out)", style="dim"
-    )
-    reasons = Counter(_reason_kind(record) for record in environments if record.status != Status.ACCEPTED)
-    why = Table(title="why environments were rejected", **_COMPACT)
-    why.add_column("reason", overflow="fold")
-    why.add_column("count", justify="right")
-    for reason, count in reasons.most_common(8):
-        why.add_row(reason, str(count))
-    table = Table(title="environments", **_COMPACT)
-    table.add_column("id", no_wrap=True, min_width=12)
-    for column in ("topic", "status", "reason"):
-        table.add_column(column, overflow="fold")
-    for record in environments:
-        table.add_row(
-            record.id, Text(record.topic), status_text(record.status), Text(_short(record.reason, 100))
-        )
-    runs = job_runs(events, job.state)
-    return Group(
-        header,
-        totals,
-        tokens,
-        *([why] if reasons else []),
-        table,
-        *([runs_table(runs), *events_view(events, runs, last)] if runs else [Text("no job events recorded")]),
-    )
-
-
-def job_runs(events: list[dict[str, Any]], state: str) -> list[dict[str, Any]]:
-    """The job's runs: each process that started or resumed it (a `job` event), from its first
-    event to its last, and how it ended: its `stop` event's reason, still running, or interrupted
-    (Ctrl-C or a kill leave no stop event), with the syntheses it left in flight."""
-    runs: list[dict[str, Any]] = []
-    in_flight: set[str] = set()
-    for index, event in enumerate(events):
-        if not runs or event["name"] == "job":
-            in_flight = set()
-            runs.append(
-                {"number": len(runs) + 1, "first": index, "started": event["started"], "stopped": None}
-            )
-        run, environment_id = runs[-1], event["data"].get("environment_id")
-        run.update(last=index, ended=event["started"])
-        if event["name"] == "stop":
-            run["stopped"] = event["data"].get("line", "")
-        elif event["name"] == "start":
-            in_flight.add(environment_id)
-        elif "status" in event["data"]:
-            in_flight.discard(environment_id)
-        run["in_flight"] = len(in_flight)
-    for run in runs:
-        run["interrupted"] = run["stopped"] is None and (run["number"] < len(runs) or state != "running")
-        if run["stopped"] is not None:
-            run["end"] = f"stopped: {run['stopped']}" if run["stopped"] else "stopped"
-        elif run["interrupted"]:
-            run["end"] = "interrupted (Ctrl-C or killed): no stop recorded" + (
-                f", {run['in_flight']} in flight" if run["in_flight"] else ""
-            )
-        else:
-            run["end"] = "running"
-    return runs
-
-
-def runs_table(runs: list[dict[str, Any]]) -> Table:
-    table = Table(title="runs (a start or resume each)", **_COMPACT)
-    for column, justify in (("#", "right"), ("from", "left"), ("to", "left"), ("took", "right"),
-                            ("how it ended", "left")):  # fmt: skip
-        table.add_column(column, justify=justify, overflow="fold")
-    for run in runs:
-        table.add_row(
-            str(run["number"]), f"{_date(run['started'])} {_clock(run['started'])}", _clock(run["ended"]),
-            _duration(run["ended"] - run["started"]),
-            Text(run["end"], style="magenta" if run["interrupted"] else ""),
-        )  # fmt: skip
-    return table
-
-
-def events_view(events: list[dict[str, Any]], runs: list[dict[str, Any]], last: int | None
-                ) -> list[RenderableType]:  # fmt: skip
-    """Every event (or the `last` ones) at its local time, a table per day; each verdict with how
-    long its synthesis took since it (re)started, and a line where a run was interrupted."""
-    shown_from = 0 if last is None else max(0, len(events) - last)
-    interrupted_after = {run["last"]: run for run in runs if run["interrupted"]}
-    started: dict[str, float] = {}
-    days: dict[str, Table] = {}
-    for index, event in enumerate(events):
-        data, environment_id = event["data"], event["data"].get("environment_id")
-        line, took = data.get("line", ""), ""
-        if event["name"] == "start" and environment_id:
-            if environment_id in started:
-                line += " (resumed from its checkpoint)"
-            started[environment_id] = event["started"]
-        elif "status" in data and environment_id in started:
-            took = _duration(event["started"] - started[environment_id])
-        elif event["name"] == "scout" and "seconds" in data:  # the scout's call
-            took = _duration(data["seconds"])
-        if index < shown_from:
-            continue
-        day = _date(event["started"])
-        if day not in days:
-            days[day] = _day_table(day)
-        log = days[day]
-        log.add_row(_clock(event["started"]), status_text(event["name"]), took, Text(line))
-        if index in interrupted_after:
-            log.add_row("", Text("interrupted", style="magenta"), "",
-                        Text(interrupted_after[index]["end"], style="magenta"))  # fmt: skip
-    shown = len(events) - shown_from
-    heading = f"events: the last {shown} of {len(events)} (without --last, all)" if shown_from else "events"
-    return [Text(heading, style="bold"), *days.values()]
-
-
-def _day_table(day: str) -> Table:
-    """One day's events; fixed widths keep the columns of consecutive days aligned."""
-    table = Table(title=day, show_header=False, box=None, pad_edge=False, title_justify="left")
-    table.add_column("at", width=8, no_wrap=True)
-    table.add_column("event", width=11, overflow="fold")
-    table.add_column("took", width=7, justify="right", no_wrap=True)
-    table.add_column("what", overflow="fold")
-    return table
-
-
-def _clock(timestamp: float) -> str:
-    return time.strftime("%H:%M:%S", time.localtime(timestamp))
-
-
-def _date(timestamp: float) -> str:
-    return time.strftime("%Y-%m-%d", time.localtime(timestamp))
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
-
-
-def _reason_kind(record: EnvironmentRecord) -> str:
-    """A rejection grouped by its kind: the status and, for invalid ones, the first failed check."""
-    if record.status == Status.INVALID and ": " in record.reason:
-        return f"invalid: {record.reason.split(': ', 2)[1].split(':')[0]}"
-    return record.status

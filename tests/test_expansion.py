@@ -22,6 +22,7 @@ from resyn.graph.expansion import (
     workspace_lock,
 )
 from resyn.graph.runtime import open_runtime
+from resyn.job_trace_views import events_view, job_runs
 from resyn.memory.embeddings import Embedder
 from resyn.memory.library import Library
 from resyn.memory.topics import TopicGraph
@@ -30,7 +31,6 @@ from resyn.memory.workspace import WorkspaceDamaged
 from resyn.settings import FrontierSettings, Settings, SynthesisSettings
 from resyn.testing import scripted_world
 from resyn.testing.scripted import ScriptedChatModel
-from resyn.trace_views import events_view, job_runs
 
 Script = Callable[[list[BaseMessage]], str]
 SEEDS = ["logic puzzles", "graph algorithms", "scheduling"]

@@ -15,7 +15,8 @@ import pytest
 from example_library import build_example_library
 from example_library import report as valid_report
 
-from resyn.evals.report import STAGES, CorpusReport, build_report, render_html
+from resyn.evals.report import STAGES, CorpusReport, build_report
+from resyn.evals.report_html import render_html
 from resyn.memory.embeddings import DIMENSIONS
 from resyn.memory.library import Library
 

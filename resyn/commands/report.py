@@ -38,7 +38,8 @@ def report(
     tokens by role and per accepted environment, for the whole library or one --job."""
     import dataclasses
 
-    from resyn.evals.report import build_report, render_html
+    from resyn.evals.report import build_report
+    from resyn.evals.report_html import render_html
     from resyn.memory.library import Library
 
     settings = existing_workspace()

@@ -29,17 +29,11 @@ def trace(
     as_json: Annotated[bool, typer.Option("--json", help="print the whole trace as JSON")] = False,
 ) -> None:
     """Why was it rejected, what did each repair change, where did the tokens go."""
+    from resyn.job_trace_views import job_runs, job_summary
     from resyn.memory.library import AmbiguousEnvironment, Library, UnknownEnvironment
     from resyn.memory.traces import TraceStore, environment_story
     from resyn.settings import Settings
-    from resyn.trace_views import (
-        ROLES,
-        environment_trace,
-        job_runs,
-        job_summary,
-        numbered_calls,
-        probe_results,
-    )
+    from resyn.trace_views import ROLES, environment_trace, numbered_calls, probe_results
 
     if (environment_id is None) == (job is None):
         raise fail_usage("give an environment id, or --job JOB")
