@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 from collections.abc import AsyncIterator
 
 import pytest
@@ -12,6 +13,16 @@ from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.os_sandbox import SandboxUnavailable, require_bwrap
 
 FAKE_API_KEY = "sk-resyn-test-0123456789abcdef"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def children_hear_ctrl_c() -> None:
+    """A test run started in the background (`cmd &` in a script, nohup) inherits SIGINT ignored,
+    and so would every process it starts: Python then never raises KeyboardInterrupt, and the
+    Ctrl-C tests would see their SIGINT ignored. A handled signal is reset to its default at exec,
+    so with Python's own handler here each child hears Ctrl-C as it would from a terminal."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.fixture(scope="session", autouse=True)
