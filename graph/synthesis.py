@@ -29,6 +29,7 @@ from resyn.tools.validator import parent_secrets
 __all__ = ["NothingToResume", "missing_answers_allowed", "step_outcome", "synthesize"]
 
 Updates = Callable[[str, dict[str, Any]], None]
+FROM_FILE = "none (a given file)"  # the author model of an environment no author wrote
 
 
 class NothingToResume(LookupError):
@@ -44,9 +45,13 @@ async def synthesize(
     max_repairs: int | None = None,
     on_update: Updates | None = None,
     job: str | None = None,
+    source: str | None = None,
 ) -> EnvironmentRecord:
     """Run one synthesis to its verdict, or resume the one with `environment_id` where it stopped.
 
+    With `source`, the environment is that file's code instead of an author's draft (one you
+    wrote, or a third-party task wrapped as a contract file): no author is asked, it is not
+    repaired, and its verdict is the same validation, novelty check and solver probe's.
     `on_update(node, update)` is called after every step (the CLI's live progress).
     """
     environment_id = environment_id or uuid.uuid4().hex[:12]
@@ -64,7 +69,7 @@ async def synthesize(
             runtime.library.start(
                 environment_id,
                 topic,
-                runtime.model_name("author"),
+                runtime.model_name("author") if source is None else FROM_FILE,
                 runtime.model_name("solver") if probe else None,
                 job=job,
             )
@@ -75,6 +80,15 @@ async def synthesize(
                 "max_repairs": runtime.settings.synthesis.max_repairs if max_repairs is None else max_repairs,
                 "attempts": 0,
             }
+            if source is not None:
+                runtime.library.record_attempt(environment_id, 1, "file", source, None, None)
+                start |= {
+                    "source": source,
+                    "from_file": True,
+                    "source_attempt": 1,
+                    "attempts": 1,
+                    "max_repairs": 0,
+                }
         # closed on any exit, so the answers already in flight are written before the saver closes
         updates = app.astream(start, config, context=runtime, stream_mode="updates", durability="sync")
         async with contextlib.aclosing(updates):

@@ -78,6 +78,7 @@ class SynthesisState(TypedDict, total=False):
     source_attempt: int  # the attempt whose reply `source` came from
     problem: str | None  # why the latest author reply held no usable code
     unchanged: int | None  # the attempt whose code the latest reply repeated, unchanged
+    from_file: bool  # the code is a given file's (`resyn synthesize --file`), not an author's
     unchanged_repairs: int  # repairs that returned the code they were asked to repair
     report: ValidationReport | None  # the latest validation (checkpointed as such: graph/runtime.py)
     probe_instances: list[dict[str, Any]]
@@ -140,10 +141,10 @@ async def repair(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> d
 
 async def validate(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> dict[str, Any]:
     report = await runtime.context.validator.validate(state["source"])
+    kind = "file" if state.get("from_file") else "draft" if state["attempts"] == 1 else "repair"
     runtime.context.library.record_attempt(
-        state["environment_id"], state["attempts"], "draft" if state["attempts"] == 1 else "repair",
-        state["source"], report, None,
-    )  # fmt: skip
+        state["environment_id"], state["attempts"], kind, state["source"], report, None
+    )
     return {"report": report}
 
 
@@ -277,6 +278,11 @@ def _ended(status: Status, reason: str) -> dict[str, str]:
     return {"status": status.value, "reason": reason}
 
 
+def _first_step(state: SynthesisState) -> str:
+    """A synthesis of a given file (`resyn synthesize --file`) starts at its validation."""
+    return "validate" if state.get("from_file") else "draft"
+
+
 def _after_authoring(state: SynthesisState) -> str:
     if state.get("status"):
         return "verdict"
@@ -336,7 +342,7 @@ def _build() -> CompiledStateGraph:
     graph = StateGraph(SynthesisState, context_schema=SynthesisRuntime)
     for node in (draft, repair, validate, sample_probe, novelty, solve, score_probe, verdict):
         graph.add_node(node.__name__, traced(node.__name__, node))
-    graph.add_edge(START, "draft")
+    graph.add_conditional_edges(START, _first_step, ["draft", "validate"])
     graph.add_conditional_edges("draft", _after_authoring, ["validate", "repair", "verdict"])
     graph.add_conditional_edges("repair", _after_authoring, ["validate", "repair", "verdict"])
     graph.add_conditional_edges("validate", _after_validation, ["sample_probe", "repair", "verdict"])

@@ -120,3 +120,44 @@ def test_an_unreachable_endpoint_pauses_then_stops_resumably_without_a_verdict(t
     assert "resume with: resyn synthesize --resume " in error
     rows = sqlite3.connect(tmp_path / "library.sqlite").execute("SELECT status FROM environments").fetchall()
     assert rows == [("running",)]  # an outage is no verdict: nothing is charged to the topic
+
+
+def test_synthesize_a_file_asks_only_the_solver_and_the_export_holds_it(
+    fake_server: FakeOpenAI, fake_endpoint: str, tmp_path: Path
+) -> None:
+    endpoint = {
+        "RESYN_LLM_BASE_URL": fake_endpoint,
+        "RESYN_LLM_MODEL": "fake-openai-server",
+        "RESYN_DATA_DIR": str(tmp_path / "workspace"),
+        "RESYN_SYNTHESIS_PROBE_INSTANCES": "2",
+    }
+    file = tmp_path / "list_sum.py"
+    file.write_text(VALID)
+    done = resyn("synthesize", "--file", str(file), "--json", **endpoint)
+    assert done.returncode == 0, done.stderr
+    record = json.loads(done.stdout)
+    assert (record["status"], record["topic"]) == ("accepted", "mental arithmetic")  # the file's TOPIC
+    assert record["author_model"] == "none (a given file)" and record["solver_model"] == "fake-openai-server"
+    assert record["pass_rates"] == {"1": 1.0, "2": 1.0, "3": 0.0, "4": 0.0, "5": 0.0}
+    roles = [request["messages"][0]["content"] for request in fake_server.requests]
+    assert len(roles) == 5 * 2 and not any("environment" in system for system in roles)  # no author
+
+    out = tmp_path / "out"
+    exported = resyn("export", str(out), **endpoint)
+    assert exported.returncode == 0, exported.stderr
+    assert (out / "environments" / f"{record['id']}.py").read_text() == VALID
+
+
+def test_synthesize_file_usage_errors_are_one_line(tmp_path: Path) -> None:
+    env = {"RESYN_DATA_DIR": str(tmp_path)}
+    no_topic = tmp_path / "no_topic.py"
+    no_topic.write_text(VALID.replace('TOPIC = "mental arithmetic"', ""))
+    for args, message in (
+        (("--file", str(tmp_path / "missing.py")), "no such file"),
+        (("--file", str(no_topic)), "defines no TOPIC"),
+        (("--file", str(no_topic), "--max-repairs", "1"), "--max-repairs is for an author's drafts"),
+        (("--resume", "abc", "--file", str(no_topic)), "give no topic or --file with it"),
+    ):
+        done = resyn("synthesize", *args, **env)
+        assert done.returncode == 2, (args, done.stderr)
+        assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1, done.stderr

@@ -15,7 +15,7 @@ from scripted_runtime import scripted_runtime
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import EndpointDown
 from resyn.graph.runtime import SynthesisRuntime
-from resyn.graph.synthesis import synthesize
+from resyn.graph.synthesis import FROM_FILE, synthesize
 from resyn.settings import LLMSettings, Settings, SynthesisSettings
 from resyn.testing.scripted import ScriptedChatModel, in_order
 from resyn.tools.kernel_pool import KernelPool
@@ -255,3 +255,31 @@ async def test_an_interrupted_synthesis_resumes_without_repeating_llm_calls(
     assert record.status == "accepted"
     assert len(calls(second, "author")) == 1  # only the repair: the draft was not asked again
     assert "witness_accepted" in question_of(calls(second, "author")[0])
+
+
+def no_author(_messages: list[BaseMessage]) -> str:
+    raise AssertionError("a given file is judged without an author")
+
+
+async def test_a_given_file_is_validated_and_probed_without_an_author(
+    synthesis_settings: Settings, pool: KernelPool
+) -> None:
+    runtime = runtime_for(synthesis_settings, pool, no_author, right_on_short_lists)
+    record = await synthesize(runtime, "mental arithmetic", source=VALID)
+    assert record.status == "accepted", record.reason
+    assert record.pass_rates == {"1": 1.0, "2": 1.0, "3": 1.0, "4": 0.0, "5": 0.0}
+    assert record.author_model == FROM_FILE  # no author model is named for code it did not write
+    assert [(attempt.kind, attempt.report.valid) for attempt in runtime.library.attempts(record.id)] == [
+        ("file", True)
+    ]
+    assert Path(record.path).read_text() == VALID
+    assert len(calls(runtime, "solver")) == 5 * 3 and not calls(runtime, "author")
+
+
+async def test_a_given_file_that_fails_a_check_is_not_repaired(
+    synthesis_settings: Settings, pool: KernelPool
+) -> None:
+    runtime = runtime_for(synthesis_settings, pool, no_author)
+    record = await synthesize(runtime, "mental arithmetic", source=BROKEN, max_repairs=2)
+    assert record.status == "invalid" and "witness_accepted" in record.reason
+    assert len(runtime.library.attempts(record.id)) == 1 and not calls(runtime, "author")

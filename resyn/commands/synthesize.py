@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from resyn.commands.preamble import checked_models, interruptible, note_embedded
+from resyn.commands.preamble import checked_models, interruptible, note_embedded, read_sources
 from resyn.console import ENDPOINT_DOWN, console, fail_usage, print_error, print_note
 
 
@@ -19,9 +20,17 @@ def synthesize(
     no_probe: Annotated[bool, typer.Option("--no-probe", help="skip the solver probe")] = False,
     resume: Annotated[str | None, typer.Option(help="resume an interrupted synthesis by its id")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print the library record as JSON")] = False,
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            "--file",
+            help="an environment file to judge instead of a draft (its TOPIC unless TOPIC is given):"
+            " validated, probed, stored, never repaired",
+        ),
+    ] = None,
 ) -> None:
     """Draft an environment for TOPIC, validate and repair it, probe it with the solver, store the verdict."""
-    from resyn.agents.exemplars import ExemplarsMissing
+    from resyn.agents.exemplars import ExemplarsMissing, source_constants
     from resyn.agents.resilience import EndpointDown
     from resyn.contract import Status
     from resyn.embedded import EmbeddedModelMissing
@@ -31,13 +40,25 @@ def synthesize(
     from resyn.settings import Settings
     from resyn.views import environment_panel, progress_line
 
-    if (topic is None) == (resume is None):
-        raise fail_usage('give a topic, or --resume ID (e.g. resyn synthesize "dependency sorting")')
+    if resume is not None and (topic is not None or file is not None):
+        raise fail_usage("--resume ID continues a synthesis as it was: give no topic or --file with it")
+    if topic is None and resume is None and file is None:
+        raise fail_usage(
+            'give a topic, --file FILE or --resume ID (e.g. resyn synthesize "dependency sorting")'
+        )
+    if file is not None and max_repairs is not None:
+        raise fail_usage("--max-repairs is for an author's drafts: a --file is judged as it is")
+    source = read_sources([file])[0] if file is not None else None
+    if source is not None and topic is None:
+        topic = source_constants(source).get("TOPIC")
+        if not topic:
+            raise fail_usage(f"{file} defines no TOPIC: give the topic as the argument")
     if topic is not None and not topic.strip():
         raise fail_usage("the topic is empty")
     settings = Settings()
     environment_id = resume or uuid.uuid4().hex[:12]
-    roles = ("author",) if no_probe else ("author", "solver")
+    roles = () if source is not None else ("author",)
+    roles += () if no_probe else ("solver",)
     checked_models(settings, roles)
 
     def on_update(node: str, update: dict[str, Any]) -> None:
@@ -49,8 +70,11 @@ def synthesize(
             runtime.watch_endpoints(lambda _event, line: print_note(line))
             note_embedded(runtime.models, roles)
             if not as_json:
-                names = " · ".join(f"{role}: {runtime.model_name(role)}" for role in roles)
-                console.print(f"[bold]synthesis {environment_id}[/bold] · {names}", highlight=False)
+                names = [f"{role}: {runtime.model_name(role)}" for role in roles]
+                names = [f"file: {file}", *names] if file is not None else names
+                console.print(
+                    f"[bold]synthesis {environment_id}[/bold] · {' · '.join(names)}", highlight=False
+                )
             return await run_synthesis(
                 runtime,
                 topic,
@@ -58,6 +82,7 @@ def synthesize(
                 probe=not no_probe,
                 max_repairs=max_repairs,
                 on_update=on_update,
+                source=source,
             )
 
     next_step = f"resume with: resyn synthesize --resume {environment_id}"
