@@ -82,13 +82,7 @@ async def synthesize(
             }
             if source is not None:
                 runtime.library.record_attempt(environment_id, 1, "file", source, None, None)
-                start |= {
-                    "source": source,
-                    "from_file": True,
-                    "source_attempt": 1,
-                    "attempts": 1,
-                    "max_repairs": 0,
-                }
+                start |= {"source": source, "from_file": True, "attempts": 1, "max_repairs": 0}
         # closed on any exit, so the answers already in flight are written before the saver closes
         updates = app.astream(start, config, context=runtime, stream_mode="updates", durability="sync")
         async with contextlib.aclosing(updates):
