@@ -152,9 +152,12 @@ def test_synthesize_file_usage_errors_are_one_line(tmp_path: Path) -> None:
     env = {"RESYN_DATA_DIR": str(tmp_path)}
     no_topic = tmp_path / "no_topic.py"
     no_topic.write_text(VALID.replace('TOPIC = "mental arithmetic"', ""))
+    not_python = tmp_path / "not_python.py"
+    not_python.write_text(VALID.replace("def generate(", "def generate(("))
     for args, message in (
         (("--file", str(tmp_path / "missing.py")), "no such file"),
         (("--file", str(no_topic)), "defines no TOPIC"),
+        (("--file", str(not_python)), "defines no TOPIC string (or is not Python)"),
         (("--file", str(no_topic), "--max-repairs", "1"), "--max-repairs is for an author's drafts"),
         (("--resume", "abc", "--file", str(no_topic)), "give no topic or --file with it"),
     ):

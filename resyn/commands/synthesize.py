@@ -51,8 +51,10 @@ def synthesize(
     source = read_sources([file])[0] if file is not None else None
     if source is not None and topic is None:
         topic = source_constants(source).get("TOPIC")
-        if not topic:
-            raise fail_usage(f"{file} defines no TOPIC: give the topic as the argument")
+        if not topic:  # a file that does not parse has no constants either
+            raise fail_usage(
+                f"{file} defines no TOPIC string (or is not Python): give the topic as the argument"
+            )
     if topic is not None and not topic.strip():
         raise fail_usage("the topic is empty")
     settings = Settings()
