@@ -130,6 +130,7 @@ async def _close_after_late_writes(saver: AsyncSqliteSaver) -> None:
 async def open_runtime(
     settings: Settings, endpoints: dict[str, ChatEndpoint] | None = None, embedder: Embedder | None = None
 ) -> AsyncIterator[SynthesisRuntime]:
+    exemplars = load_exemplars()  # a broken installation fails here, before any kernel starts
     embedder = embedder or Embedder()
     contamination = None
     if settings.expansion.benchmark_dir is not None:
@@ -156,7 +157,7 @@ async def open_runtime(
                 pool=pool,
                 validator=Validator(pool, settings),
                 library=library,
-                exemplars=load_exemplars(),
+                exemplars=exemplars,
                 models=models,
                 endpoints=dict(endpoints or {}),
                 embedder=embedder,

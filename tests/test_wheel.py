@@ -132,6 +132,8 @@ def test_an_installation_without_exemplars_says_how_to_fix_it_in_one_line(instal
         RESYN_DATA_DIR=str(installed.workdir / "workspace"),
     )
     assert done.returncode == 1
-    [line] = done.stderr.strip().splitlines()
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1, done.stderr
+    [line] = lines
     assert line.startswith("error: this resyn installation is missing its exemplar environments")
     assert "reinstall resyn" in line
