@@ -88,10 +88,35 @@ CHECKPOINTED_TYPES = (ValidationReport,)
 
 
 @contextlib.asynccontextmanager
-async def open_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
-    """The workspace's checkpoint database. WAL with synchronous=NORMAL: a commit survives the
-    process being killed (what resuming relies on) without an fsync per step, which would cost
-    more than a step; only a power cut can lose the last commits."""
+async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointSaver]:
+    """The workspace's checkpoints: in the job's PostgreSQL database when it has one (every worker
+    resumes every synthesis from there), else in `checkpoints.sqlite`."""
+    if settings.database_url_value:
+        async with _postgres_checkpointer(settings.database_url_value) as saver:
+            yield saver
+    else:
+        async with _sqlite_checkpointer(settings) as saver:
+            yield saver
+
+
+@contextlib.asynccontextmanager
+async def _postgres_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver]:
+    from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
+
+    from resyn.memory.postgres import reachable, shown_url
+
+    serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
+    with reachable(shown_url(url)):
+        async with AsyncPostgresSaver.from_conn_string(url, serde=serde) as saver:
+            await saver.setup()
+            yield saver
+
+
+@contextlib.asynccontextmanager
+async def _sqlite_checkpointer(settings: Settings) -> AsyncIterator[AsyncSqliteSaver]:
+    """WAL with synchronous=NORMAL: a commit survives the process being killed (what resuming
+    relies on) without an fsync per step, which would cost more than a step; only a power cut can
+    lose the last commits."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     path = Workspace.of(settings).checkpoints
     serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
@@ -143,10 +168,10 @@ async def open_runtime(
             cache_dir=Workspace.of(settings).benchmark_index,
             embedder=embedder,
         )
-    library = Library(settings.data_dir)
+    library = Library.of(settings)
     models = None if endpoints else ModelFactory(settings)
     novelty = NoveltyMemory(library, embedder)
-    traces = TraceStore(settings.data_dir)
+    traces = TraceStore.of(settings)
     try:
         async with (
             KernelPool(settings.kernel) as pool,

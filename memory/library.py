@@ -1,11 +1,13 @@
-"""The environment library: every synthesis, its attempts and its verdict, in one SQLite file.
+"""The environment library: every synthesis, its attempts and its verdict, in one database.
 
-One file per workspace (`<data_dir>/library.sqlite`). Writes are small and idempotent (an attempt
-is keyed by environment and number), so a resumed synthesis that replays a step never duplicates
-a row. Accepted environments are also written as `.py` files a person can open. Commands that only
-read open it read-only: they work in a read-only workspace and create nothing. A damaged or lost
-library is WorkspaceDamaged (see memory/damage.py), never silently replaced. The records it hands
-back are in memory/records.py.
+One SQLite file per workspace (`<data_dir>/library.sqlite`), or a PostgreSQL database that many
+workers share (memory/postgres.py); the statements are the same, and so is the schema (Alembic's
+revisions in memory/migrations, run when a writable opening finds the library behind). Writes are
+small and idempotent (an attempt is keyed by environment and number), so a resumed synthesis that
+replays a step never duplicates a row. Accepted environments are also written as `.py` files a
+person can open. Commands that only read open it read-only: they work in a read-only workspace and
+create nothing. A damaged or lost library is WorkspaceDamaged (see memory/damage.py), never
+silently replaced. The records it hands back are in memory/records.py.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from resyn.contract import Status, ValidationReport
+from resyn.memory import schema
 from resyn.memory.damage import WorkspaceDamaged, remedy, reported
 from resyn.memory.records import (
     ROLES,
@@ -34,65 +37,7 @@ from resyn.memory.records import (
     usage_totals,
 )
 from resyn.memory.workspace import Workspace
-from resyn.settings import PriceSettings
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS environments (
-    id TEXT PRIMARY KEY,
-    topic TEXT NOT NULL,
-    name TEXT,
-    description TEXT,
-    status TEXT NOT NULL,
-    reason TEXT NOT NULL DEFAULT '',
-    source TEXT,
-    source_hash TEXT,
-    report TEXT,
-    pass_rates TEXT,
-    author_model TEXT,
-    solver_model TEXT,
-    input_tokens INTEGER NOT NULL DEFAULT 0,
-    output_tokens INTEGER NOT NULL DEFAULT 0,
-    path TEXT,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS jobs (
-    name TEXT PRIMARY KEY,
-    options TEXT NOT NULL,
-    status TEXT NOT NULL,
-    stop_reason TEXT NOT NULL DEFAULT '',
-    pid INTEGER,
-    created REAL NOT NULL,
-    updated REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS attempts (
-    environment_id TEXT NOT NULL REFERENCES environments(id),
-    number INTEGER NOT NULL,
-    kind TEXT NOT NULL,
-    source TEXT,
-    report TEXT,
-    problem TEXT,
-    created REAL NOT NULL,
-    PRIMARY KEY (environment_id, number)
-);
-CREATE INDEX IF NOT EXISTS environments_by_status ON environments(status);
-"""
-
-# Columns added after the first release, by table; older libraries get them on open.
-_ADDED_COLUMNS = {
-    "environments": {
-        "job": "TEXT",  # the expansion job that made it, if any
-        "embedding": "BLOB",  # novelty vector (float32) of an accepted environment; FAISS is rebuilt from it
-        "contamination": "TEXT",  # JSON of the benchmark question it nearly duplicates, if flagged
-        "step": "TEXT",  # the last step its synthesis finished (live while it runs)
-        "role_usage": "TEXT",  # JSON: its tokens by role (author, solver), as its LLM calls finish
-    },
-    "jobs": {
-        "scout_input_tokens": "INTEGER NOT NULL DEFAULT 0",  # the scout's, mirrored from the job's record
-        "scout_output_tokens": "INTEGER NOT NULL DEFAULT 0",
-        "active_seconds": "REAL NOT NULL DEFAULT 0",  # running time over every process that ran it
-    },
-}
+from resyn.settings import PriceSettings, Settings
 
 
 class UnknownEnvironment(KeyError):
@@ -117,27 +62,29 @@ def source_hash(source: str) -> str:
 
 
 class Library:
-    """`Library(data_dir)`: open (and create) the workspace's library; `read_only=True` for
-    commands that only read it."""
+    """`Library(data_dir)` or `Library.of(settings)`: open (and create) the workspace's library;
+    `read_only=True` for commands that only read it."""
 
-    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
-        self._workspace = Workspace(data_dir)
+    def __init__(self, data_dir: Path, *, read_only: bool = False, database_url: str | None = None) -> None:
+        self._workspace = Workspace(data_dir, database_url)
         self.data_dir = self._workspace.data_dir
         self.files_dir = self._workspace.environments
         self._db = self._workspace.open_library(read_only=read_only)
         if not self._db.read_only:
-            self._db.script(_SCHEMA)
-            for table, column in self._missing_columns():
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {_ADDED_COLUMNS[table][column]}")
+            schema.upgrade(self._db)
             return
         path = self._db.path
         if not {"environments", "jobs", "attempts"} <= self._db.tables():
             self._db.close()
-            raise WorkspaceDamaged(path, "damaged (it has no library tables)", remedy("damaged", path))
-        if self._missing_columns():  # written by an older resyn: upgraded once, by a writable opening
+            if database_url:  # a server database resyn has not used yet: set it up, then read it
+                Library(data_dir, database_url=database_url).close()
+                self._db = self._workspace.open_library(read_only=True)
+                return
+            raise WorkspaceDamaged(path, "damaged (it has no library tables)", remedy("damaged", Path(path)))
+        if not schema.is_current(self._db):  # written by an older resyn: upgraded once, by a writable opening
             self._db.close()
             try:
-                Library(self.data_dir).close()
+                Library(self.data_dir, database_url=database_url).close()
             except WorkspaceDamaged:
                 raise WorkspaceDamaged(
                     path,
@@ -146,12 +93,13 @@ class Library:
                 ) from None
             self._db = self._workspace.open_library(read_only=True)
 
-    def _missing_columns(self) -> list[tuple[str, str]]:
-        missing = []
-        for table, columns in _ADDED_COLUMNS.items():
-            present = {row["name"] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            missing += [(table, column) for column in columns if column not in present]
-        return missing
+    @classmethod
+    def of(cls, settings: Settings, *, read_only: bool = False) -> Library:
+        return cls(settings.data_dir, read_only=read_only, database_url=settings.database_url_value)
+
+    @property
+    def dialect(self) -> str:
+        return self._db.dialect
 
     def close(self) -> None:
         self._db.close()
@@ -167,9 +115,9 @@ class Library:
         """Record a synthesis that has begun (a resumed one keeps its row)."""
         now = time.time()
         self._db.execute(
-            "INSERT OR IGNORE INTO environments"
+            "INSERT INTO environments"
             " (id, topic, status, author_model, solver_model, job, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
             (environment_id, topic, Status.RUNNING, author_model, solver_model, job, now, now),
         )
 
@@ -208,7 +156,10 @@ class Library:
         problem: str | None,
     ) -> None:
         self._db.execute(
-            "INSERT OR REPLACE INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO attempts (environment_id, number, kind, source, report, problem, created)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (environment_id, number) DO UPDATE SET"
+            " kind=excluded.kind, source=excluded.source, report=excluded.report,"
+            " problem=excluded.problem, created=excluded.created",
             (
                 environment_id,
                 number,
@@ -316,7 +267,7 @@ class Library:
         return self._db.one("SELECT id FROM environments WHERE rowid = ?", (rowid,))["id"]
 
     def row_of(self, environment_id: str) -> int:
-        return self._db.one("SELECT rowid FROM environments WHERE id = ?", (environment_id,))[0]
+        return self._db.one("SELECT rowid FROM environments WHERE id = ?", (environment_id,))["rowid"]
 
     def topic_tallies(self) -> dict[str, TopicCounts]:
         """Per topic, over every finished environment in the workspace (all jobs)."""
@@ -339,7 +290,8 @@ class Library:
     def job_counts(self, job: str) -> JobCounts:
         """Environments of one job by status, and the tokens they used."""
         rows = self._db.execute(
-            "SELECT status, COUNT(*) AS n, SUM(input_tokens) AS i, SUM(output_tokens) AS o"
+            "SELECT status, COUNT(*) AS n, CAST(SUM(input_tokens) AS BIGINT) AS i,"
+            " CAST(SUM(output_tokens) AS BIGINT) AS o"
             " FROM environments WHERE job = ? GROUP BY status",
             (job,),
         )

@@ -1,54 +1,43 @@
-"""The trace store: every step, LLM call and kernel execution of every environment, in SQLite.
+"""The trace store: every step, LLM call and kernel execution of every environment.
 
-Events go into `trace_events` in the library's file (`library.sqlite`) as they happen, one commit
-each, so a crash loses at most the step in flight. `environment_story` assembles what a person (or
-the web viewer) wants to see about one environment: its record, attempts with the diff between
-consecutive drafts, the timeline, the probe. Opened read-only, it writes nothing: a library with
-no traces yet reads as one with no events.
+Events go into `trace_events` in the library's database (its table is one of the library's
+schema, memory/migrations) as they happen, one commit each, so a crash loses at most the step in
+flight. `environment_story` assembles what a person (or the web viewer) wants to see about one
+environment: its record, attempts with the diff between consecutive drafts, the timeline, the
+probe. Opened read-only, it writes nothing: a library with no traces yet reads as one with no
+events (the library's opening gives it the table).
 """
 
 from __future__ import annotations
 
 import difflib
 import json
-import sqlite3
 from pathlib import Path
 from typing import Any
 
+from resyn.memory import schema
+from resyn.memory.database import Row
 from resyn.memory.library import Library
 from resyn.memory.workspace import Workspace
+from resyn.settings import Settings
 from resyn.tracing import TraceEvent
-
-_COLUMNS = """(
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    environment_id TEXT,
-    job TEXT,
-    kind TEXT NOT NULL,
-    name TEXT NOT NULL,
-    step TEXT,
-    span TEXT,
-    started REAL NOT NULL,
-    seconds REAL NOT NULL,
-    data TEXT NOT NULL
-)"""
-_SCHEMA = f"""
-CREATE TABLE IF NOT EXISTS trace_events {_COLUMNS};
-CREATE INDEX IF NOT EXISTS trace_by_environment ON trace_events(environment_id, seq);
-CREATE INDEX IF NOT EXISTS trace_by_job ON trace_events(job, seq);
-"""
 
 
 class TraceStore:
-    """`TraceStore(data_dir)`: the library file's trace events; `read_only=True` for readers."""
+    """`TraceStore(data_dir)` or `TraceStore.of(settings)`: the library's trace events;
+    `read_only=True` for readers."""
 
-    def __init__(self, data_dir: Path, *, read_only: bool = False) -> None:
+    def __init__(self, data_dir: Path, *, read_only: bool = False, database_url: str | None = None) -> None:
+        if read_only:  # an older library is upgraded once by Library, or refused in one line
+            Library(data_dir, read_only=True, database_url=database_url).close()
         # synchronous=NORMAL: an event survives a killed process, and needs no fsync of its own
-        self._db = Workspace(data_dir).open_library(read_only=read_only, synchronous="NORMAL")
-        if not self._db.read_only:
-            self._db.script(_SCHEMA)
-        elif "trace_events" not in self._db.tables():
-            # an empty stand-in, in the connection's temporary schema: nothing is written to the file
-            self._db.execute(f"CREATE TEMP TABLE trace_events {_COLUMNS}")
+        self._db = Workspace(data_dir, database_url).open_library(read_only=read_only, synchronous="NORMAL")
+        if not self._db.read_only:  # a writable library, or the empty stand-in of a new workspace
+            schema.upgrade(self._db)
+
+    @classmethod
+    def of(cls, settings: Settings, *, read_only: bool = False) -> TraceStore:
+        return cls(settings.data_dir, read_only=read_only, database_url=settings.database_url_value)
 
     def close(self) -> None:
         self._db.close()
@@ -85,7 +74,7 @@ class TraceStore:
         return [_event(row) for row in rows]
 
 
-def _event(row: sqlite3.Row) -> dict[str, Any]:
+def _event(row: Row) -> dict[str, Any]:
     values = dict(row)
     values["data"] = json.loads(values["data"])
     return values

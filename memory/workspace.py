@@ -4,8 +4,9 @@
 `topics.json`, the accepted sources in `environments/`, job logs in `jobs/`, evaluation runs in
 `evals/`, the expansion job's `expand.lock`, and caches rebuilt when lost (`novelty.faiss`,
 `benchmark-index/`). `Workspace` names each of them (the names are in memory/layout.py) and opens
-the library; every module that needs one of those paths asks it, so a workspace kept elsewhere (a
-database server) has one place to plug in.
+the library; every module that needs one of those paths asks it. With a database URL
+(`RESYN_DATABASE_URL=postgresql://…`, docs/scale.md) the library lives on that server instead of
+`library.sqlite`, shared by every worker that names it; the other files stay in the folder.
 
 A damaged, unreadable or unwritable file is `WorkspaceDamaged` (memory/damage.py), and a missing
 or empty library beside the sources of an existing one is reported too, never replaced by an
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from resyn.memory.damage import WorkspaceDamaged, reported
-from resyn.memory.database import Database, Synchronous, open_database
+from resyn.memory.database import Database, SqliteDatabase, Synchronous, open_database
 from resyn.memory.layout import (
     BENCHMARK_INDEX,
     CHECKPOINTS,
@@ -41,10 +42,11 @@ __all__ = ["Workspace", "WorkspaceDamaged"]
 
 class Workspace:
     """`Workspace(data_dir)`, or `Workspace.of(settings)`: the paths of a workspace's files, and
-    its library opened. Naming a path creates nothing."""
+    its library opened (from `database_url` when one is given). Naming a path creates nothing."""
 
-    def __init__(self, data_dir: Path | str) -> None:
+    def __init__(self, data_dir: Path | str, database_url: str | None = None) -> None:
         self.data_dir = Path(data_dir)
+        self.database_url = database_url
         self.library = self.data_dir / LIBRARY
         self.checkpoints = self.data_dir / CHECKPOINTS
         self.topics = self.data_dir / TOPICS
@@ -57,7 +59,7 @@ class Workspace:
 
     @classmethod
     def of(cls, settings: Settings) -> Workspace:
-        return cls(settings.data_dir)
+        return cls(settings.data_dir, settings.database_url_value)
 
     def open_library(self, *, read_only: bool, synchronous: Synchronous = "FULL") -> Database:
         """The library database: `Library` and `TraceStore` each open their connection here.
@@ -68,7 +70,12 @@ class Workspace:
         process without an fsync per trace event. Where no library exists yet, a read-only opening
         gets an empty one in memory, so reading a new workspace creates nothing; a library lost
         from a workspace that had one (its sources, checkpoints or topics are still there) is
-        WorkspaceDamaged."""
+        WorkspaceDamaged. With a database URL, the server's database (`synchronous` is the
+        server's business there)."""
+        if self.database_url:
+            from resyn.memory.postgres import PostgresDatabase
+
+            return PostgresDatabase(self.database_url, read_only=read_only)
         path = self.library
         with reported(path):
             missing = not path.exists()
@@ -76,7 +83,8 @@ class Workspace:
         if missing or empty:
             self._refuse_a_lost_library("missing" if missing else "empty (0 bytes)")
             if read_only:
-                return Database(path, sqlite3.connect(":memory:", isolation_level=None), read_only=False)
+                empty = sqlite3.connect(":memory:", isolation_level=None)
+                return SqliteDatabase(path, empty, read_only=False)
         return open_database(path, read_only=read_only, synchronous=synchronous)
 
     def _refuse_a_lost_library(self, state: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field, SecretStr, model_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -224,6 +224,11 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = Field(Path("resyn-data"), description="the workspace: library, checkpoints, files")
+    database_url: SecretStr | None = Field(
+        None,
+        description="postgresql://… : the library, traces and checkpoints on a server that many"
+        " workers share (docs/scale.md); unset, they are SQLite files in data_dir",
+    )
     kernel: KernelSettings = KernelSettings()
     validator: ValidatorSettings = ValidatorSettings()
     llm: LLMSettings = LLMSettings()
@@ -243,6 +248,18 @@ class Settings(BaseSettings):
         if self.kernel.preload != self.validator.allowed_imports:
             self.kernel = self.kernel.model_copy(update={"preload": list(self.validator.allowed_imports)})
         return self
+
+    @field_validator("database_url")
+    @classmethod
+    def _a_postgres_url(cls, url: SecretStr | None) -> SecretStr | None:
+        if url is not None and not url.get_secret_value().startswith(("postgresql://", "postgres://")):
+            raise ValueError("must be a postgresql:// URL (leave it unset for the SQLite workspace)")
+        return url
+
+    @property
+    def database_url_value(self) -> str | None:
+        """The URL itself, for the code that connects; it is a secret everywhere else."""
+        return self.database_url.get_secret_value() if self.database_url else None
 
     def model_for(self, role: str) -> ResolvedModel:
         override: RoleSettings = getattr(self, role)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from postgres_server import fresh_database, server_binaries, throwaway_cluster
 
 from resyn.settings import KernelSettings, Settings
 from resyn.tools.kernel_pool import KernelPool
@@ -61,3 +62,30 @@ def os_sandbox() -> None:
         if os.environ.get("CI"):
             raise
         pytest.skip(str(error))
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[str]:
+    """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py); its URL. Skipped
+    with the reason where PostgreSQL is not installed, except in CI, which installs Debian's
+    `postgresql` when missing (`.ci/run`) and must not skip it."""
+    binaries = server_binaries()
+    if binaries is None:
+        reason = "PostgreSQL is not installed (initdb not found): apt-get install postgresql"
+        if os.environ.get("CI"):
+            pytest.fail(reason)
+        pytest.skip(reason)
+    with throwaway_cluster(binaries) as url:
+        yield url
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> str:
+    """A new, empty database of the session's cluster, for one test."""
+    return fresh_database(postgres_server)
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """Each backend in turn: None (the workspace's SQLite file), then a fresh PostgreSQL database."""
+    return request.getfixturevalue("postgres_url") if request.param == "postgres" else None

@@ -25,7 +25,7 @@ def scripted_runtime(
         settings=settings,
         pool=pool,
         validator=Validator(pool, settings, seeds_per_difficulty=4),
-        library=Library(settings.data_dir),
+        library=Library.of(settings),
         exemplars=load_exemplars(),
         endpoints=endpoints,
         checkpointer=checkpointer,

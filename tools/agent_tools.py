@@ -213,7 +213,7 @@ class Toolbox:
         if self._library is None:
             if not Workspace.of(self.settings).library.exists():
                 return None
-            self._library = Library(self.settings.data_dir, read_only=True)
+            self._library = Library.of(self.settings, read_only=True)
         return self._library
 
     def _source(self, args: EnvironmentChoice) -> str:

@@ -67,7 +67,7 @@ def library(
     levels = difficulty_levels(difficulties)
     settings = existing_workspace()
     factory = _solver_factory(settings, model)
-    workspace = Library(settings.data_dir, read_only=True)
+    workspace = Library.of(settings, read_only=True)
     if not workspace.environments(Status.ACCEPTED):
         workspace.close()
         print_error(f"the library in {settings.data_dir} has no accepted environments to evaluate on")

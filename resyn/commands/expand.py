@@ -18,7 +18,7 @@ from resyn.console import ENDPOINT_DOWN, console, fail_usage, print_error
 
 if TYPE_CHECKING:
     from resyn.memory.library import Library
-    from resyn.settings import PriceSettings
+    from resyn.settings import PriceSettings, Settings
 
 _ROLES = ("author", "solver", "scout")
 
@@ -87,7 +87,7 @@ def expand(
             max_hours=max_hours,
             max_environments=max_environments,
         )
-    _check_job_name(settings.data_dir, resume, options.name if options else None)
+    _check_job_name(settings, resume, options.name if options else None)
     checked_models(settings, _ROLES)
     name = resume or options.name
 
@@ -140,7 +140,7 @@ def jobs(as_json: Annotated[bool, typer.Option("--json", help="print one JSON ar
     from resyn.settings import Settings
 
     settings = Settings()
-    library = Library(settings.data_dir, read_only=True)
+    library = Library.of(settings, read_only=True)
     try:
         rows = job_rows(library, settings.prices)
     finally:
@@ -230,11 +230,12 @@ def _job_notes(row: dict[str, Any]) -> list[Text]:
     return [Text(f"{name}: {state}{why}{unfinished}"), Text(f"  resyn expand --resume {name}")]
 
 
-def _check_job_name(data_dir: Path, resume: str | None, new_name: str | None) -> None:
+def _check_job_name(settings: Settings, resume: str | None, new_name: str | None) -> None:
     """Fail fast, before kernels and models start, on a job name that cannot be used."""
     from resyn.memory.library import Library
 
-    library = Library(data_dir)
+    data_dir = settings.data_dir
+    library = Library.of(settings)
     try:
         if resume is not None and library.job(resume) is None:
             raise fail_usage(f"no job {resume!r} in {data_dir}")

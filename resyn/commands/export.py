@@ -43,7 +43,7 @@ def export(
         seed=seed,
         include_contaminated=include_contaminated,
     )
-    library = Library(settings.data_dir, read_only=True)
+    library = Library.of(settings, read_only=True)
     done = 0
     try:
         with console.status("generating instances in the sandbox…") as status:

@@ -61,7 +61,7 @@ def list_environments(
 
     if status is not None and status not in tuple(Status):  # `in Status` itself needs Python 3.12
         raise fail_usage(f"unknown status {status!r}: choose from {', '.join(Status)}")
-    library = Library(Settings().data_dir, read_only=True)
+    library = Library.of(Settings(), read_only=True)
     if job is not None and library.job(job) is None:
         raise fail_usage(f"no job {job!r} in {library.data_dir}: `resyn jobs` lists them")
     every = library.environments()
@@ -107,7 +107,7 @@ def show(
     from resyn.settings import Settings
     from resyn.views import attempts_table, environment_panel
 
-    library = Library(Settings().data_dir, read_only=True)
+    library = Library.of(Settings(), read_only=True)
     record = environment_by_id(library, environment_id)
     attempts = library.attempts(record.id)
     if as_json:

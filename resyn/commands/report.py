@@ -48,7 +48,7 @@ def report(
     threshold = (
         cluster_threshold if cluster_threshold is not None else settings.expansion.similar_topic_threshold
     )
-    library = Library(settings.data_dir, read_only=True)
+    library = Library.of(settings, read_only=True)
     try:
         if job is not None and library.job(job) is None:
             raise fail_usage(f"no job {job!r} in {settings.data_dir}")

@@ -59,7 +59,7 @@ def environment_source(environment: str, settings: Settings) -> str:
     if path.exists() or path.suffix == ".py" or len(path.parts) > 1:  # a path, not an id
         [source] = read_sources([path])
         return source
-    library = Library(settings.data_dir, read_only=True)
+    library = Library.of(settings, read_only=True)
     try:
         record = environment_by_id(library, environment, unknown_hint=", nor such a file")
     finally:

@@ -43,8 +43,9 @@ def trace(
         raise fail_usage("--last is for --job JOB")
     if role is not None and role not in ROLES:
         raise fail_usage(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
-    data_dir = Settings().data_dir
-    library, traces = Library(data_dir, read_only=True), TraceStore(data_dir, read_only=True)
+    settings = Settings()
+    data_dir = settings.data_dir
+    library, traces = Library.of(settings, read_only=True), TraceStore.of(settings, read_only=True)
     try:
         if job is not None:
             record = library.job(job)

@@ -36,7 +36,7 @@ def ui(
     except ValidationError as error:
         first = error.errors()[0]
         raise fail_usage(f"invalid setting {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-    Library(settings.data_dir, read_only=True).close()  # a damaged workspace stops here, in one line
+    Library.of(settings, read_only=True).close()  # a damaged workspace stops here, in one line
     try:
         listener = bind(host, port)
     except OSError as error:
@@ -56,4 +56,4 @@ def ui(
             soft_wrap=True,
         )
     with contextlib.suppress(KeyboardInterrupt):
-        serve(listener, settings.data_dir, host, settings.prices)
+        serve(listener, settings.data_dir, host, settings.prices, settings.database_url_value)

@@ -21,7 +21,7 @@ def existing_workspace() -> Settings:
 
     settings = Settings()
     if not Workspace.of(settings).library.is_file():
-        Library(settings.data_dir, read_only=True).close()  # raises if sources say there was one
+        Library.of(settings, read_only=True).close()  # raises if sources say there was one
         raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
     return settings
 

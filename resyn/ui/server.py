@@ -86,8 +86,11 @@ class SecurityHeaders:
 class Viewer:
     """The pages; one instance per app, holding only the workspace's path and the templates."""
 
-    def __init__(self, data_dir: Path, prices: PriceSettings | None = None) -> None:
+    def __init__(
+        self, data_dir: Path, prices: PriceSettings | None = None, database_url: str | None = None
+    ) -> None:
         self.data_dir = Path(data_dir)
+        self.database_url = database_url
         self.prices = prices  # for the jobs' cost estimates; None: no estimate
         self.templates = _templates()
 
@@ -101,10 +104,11 @@ class Viewer:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[tuple[Library, TraceStore] | None]:
         """The library and traces, or None where no workspace exists yet (nothing is created then)."""
-        if not Workspace(self.data_dir).library.is_file():
+        if self.database_url is None and not Workspace(self.data_dir).library.is_file():
             yield None
             return
-        library, traces = Library(self.data_dir, read_only=True), TraceStore(self.data_dir, read_only=True)
+        library = Library(self.data_dir, read_only=True, database_url=self.database_url)
+        traces = TraceStore(self.data_dir, read_only=True, database_url=self.database_url)
         try:
             yield library, traces
         finally:
@@ -208,11 +212,15 @@ class Viewer:
 
 
 def create_app(
-    data_dir: Path, allowed_hosts: list[str] | None = None, prices: PriceSettings | None = None
+    data_dir: Path,
+    allowed_hosts: list[str] | None = None,
+    prices: PriceSettings | None = None,
+    database_url: str | None = None,
 ) -> Starlette:
-    """The viewer of the workspace at `data_dir`; `allowed_hosts` limits the Host header (None: any);
-    `prices` gives the jobs' cost estimates (`resyn jobs` shows the same)."""
-    viewer = Viewer(data_dir, prices)
+    """The viewer of the workspace at `data_dir` (its library on `database_url` when given);
+    `allowed_hosts` limits the Host header (None: any); `prices` gives the jobs' cost estimates
+    (`resyn jobs` shows the same)."""
+    viewer = Viewer(data_dir, prices, database_url)
     return Starlette(
         routes=[
             Route("/", viewer.jobs),
@@ -254,10 +262,16 @@ def bind(host: str, port: int) -> socket.socket:
     return listener
 
 
-def serve(listener: socket.socket, data_dir: Path, host: str, prices: PriceSettings | None = None) -> None:
+def serve(
+    listener: socket.socket,
+    data_dir: Path,
+    host: str,
+    prices: PriceSettings | None = None,
+    database_url: str | None = None,
+) -> None:
     """Serve the viewer on an already bound socket until Ctrl-C or SIGTERM."""
     import uvicorn
 
-    app = create_app(data_dir, LOOPBACK_HOSTS if is_loopback(host) else None, prices)
+    app = create_app(data_dir, LOOPBACK_HOSTS if is_loopback(host) else None, prices, database_url)
     config = uvicorn.Config(app, log_level="warning", access_log=False, lifespan="off", server_header=False)
     uvicorn.Server(config).run(sockets=[listener])
