@@ -16,7 +16,7 @@ import contextlib
 from typing import Any
 
 from resyn.agents.resilience import EndpointDown, describe
-from resyn.graph.expansion_graph import Events, ExpansionJob, run_job
+from resyn.graph.expansion_graph import INTERRUPTED_ELSEWHERE, Events, ExpansionJob, run_job
 from resyn.graph.jobs import (
     JobExists,
     JobFailed,
@@ -55,7 +55,8 @@ async def expand(
 
     `changes` (with `resume`) replaces budgets of the saved job — a higher target, more hours — and
     a finished job that the new budgets leave room for carries on from where it stopped."""
-    with workspace_lock(runtime.settings.data_dir):
+    shared = runtime.library.claims.shared  # workers on a shared database need no workspace lock
+    with contextlib.nullcontext() if shared else workspace_lock(runtime.settings.data_dir):
         return await _expand(runtime, options, resume, changes or {}, on_event)
 
 
@@ -72,8 +73,10 @@ async def _expand(
         if saved is None:
             raise UnknownJob(f"no job {resume!r} in {runtime.settings.data_dir}")
         options = JobOptions.model_validate({**saved.options, **changes})
-    elif library.job(options.name) is not None:
-        raise JobExists(f"a job named {options.name!r} exists; resume it with --resume {options.name}")
+    elif (saved := library.job(options.name)) is not None:
+        if not library.claims.shared:
+            raise JobExists(f"a job named {options.name!r} exists; resume it with --resume {options.name}")
+        options = JobOptions.model_validate(saved.options)  # another worker started it: join it
     job = ExpansionJob(runtime, options, on_event)
     runtime.watch_endpoints(job.on_endpoint)
     progress = await job.load_record()
@@ -117,7 +120,8 @@ async def _expand(
     except BaseException:
         _stopped(job, "interrupted", "")
         raise
-    library.save_job(options.name, options.model_dump(), "finished", reason)
+    state = "interrupted" if reason == INTERRUPTED_ELSEWHERE else "finished"
+    library.save_job(options.name, options.model_dump(), state, reason)
     job.emit("stop", reason)
     return options, reason
 

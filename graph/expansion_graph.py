@@ -21,13 +21,24 @@ the library's jobs table on every verdict and scout call, so every surface reads
 
 The scheduler is a plain asyncio loop, the job's only writer of its record and starter of work;
 the nodes it runs (`synthesize_topic`, `scout_topics`) are async functions of the `ExpansionJob`.
+
+Several workers may run one job against a shared PostgreSQL database (docs/scale.md): each is this
+same loop with its own slots, kernels and embedder. What they share goes through the database
+(memory/job_claims.py): a pick happens under the job's lock and counts every worker's syntheses in
+flight (their `running` rows), so the target is never overshot job-wide; each synthesis is
+claimed by its worker, and a worker that stops or falls silent past the expiry has its syntheses
+taken up by the others, each from its checkpoint; the topic graph is read back when another worker
+changed it. On SQLite there is one worker, and all of that reduces to the single-process loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import time
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +59,7 @@ from resyn.tracing import TraceEvent
 Events = Callable[[str, dict[str, Any]], None]
 _FRUITLESS_SCOUTS = 2  # scout calls in a row that found nothing new before the frontier counts as empty
 _SCOUT_CONTEXT = 6  # frontier topics shown to the scout
+INTERRUPTED_ELSEWHERE = "interrupted on another worker"
 
 
 class ExpansionJob:
@@ -59,13 +71,48 @@ class ExpansionJob:
         self.runtime = runtime
         self.options = options
         self.settings = runtime.settings.expansion
+        self.claims = runtime.library.claims
+        self.worker = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        runtime.worker = self.worker  # a synthesis of this job is accepted only while this worker has it
+        self.job_lock = f"job:{options.name}"
         self.topics_path = Workspace.of(runtime.settings).topics
-        self.topics = TopicGraph.load(self.topics_path)
+        self.topics_version = 0
+        self.topics = self.load_topics()
         self.record = JobRecord(runtime.checkpointer, options.name)
         self.log = event_log(job_log_path(runtime.settings.data_dir, options.name))
         self.on_event = on_event
         self.process_started = time.time()
         self.earlier_seconds = 0.0  # running time before this process took the job on
+
+    def load_topics(self) -> TopicGraph:
+        """The workspace's topic graph: the database's copy where workers share one, else the file."""
+        if not self.claims.shared:
+            return TopicGraph.load(self.topics_path)
+        stored = self.claims.topic_document()
+        if stored is None:
+            return TopicGraph()
+        self.topics_version, text = stored
+        return TopicGraph.from_text(text, "the database's topic graph")
+
+    def refresh_topics(self) -> None:
+        """Take up the topics other workers added since this one last read the graph."""
+        if self.claims.shared and self.claims.topic_version() != self.topics_version:
+            self.topics = self.load_topics()
+
+    def save_topics(self) -> None:
+        if self.claims.shared:
+            self.topics_version = self.claims.save_topic_document(self.topics.to_text())
+        else:
+            self.topics.save(self.topics_path)
+
+    def interrupted_elsewhere(self) -> str | None:
+        """Ctrl-C on any worker stops the job: the others see its state and stop too."""
+        if not self.claims.shared:
+            return None
+        saved = self.runtime.library.job(self.options.name)
+        if saved is not None and saved.status == "interrupted" and saved.updated > self.process_started:
+            return INTERRUPTED_ELSEWHERE
+        return None
 
     def emit(self, kind: str, line: str, **data: Any) -> None:
         """One event: a line in the job's log file and its trace, and a callback for the live display."""
@@ -81,6 +128,13 @@ class ExpansionJob:
         if not names:
             return []
         vectors = await asyncio.to_thread(self.runtime.embedder.embed, names)
+        with self.claims.lock(self.job_lock):  # read, add, write: no other worker's topics are lost
+            self.refresh_topics()
+            return self._add_embedded(names, vectors, origin, parents)
+
+    def _add_embedded(
+        self, names: list[str], vectors: Any, origin: str, parents: list[str] | None
+    ) -> list[str]:
         added = []
         for name, vector in zip(names, vectors, strict=True):
             found = self.topics.nearest(vector)
@@ -98,7 +152,7 @@ class ExpansionJob:
                 similar_threshold=self.settings.similar_topic_threshold,
             ):
                 added.append(name)
-        self.topics.save(self.topics_path)
+        self.save_topics()
         return added
 
     def on_endpoint(self, event: str, line: str) -> None:
@@ -120,8 +174,10 @@ class ExpansionJob:
 
     async def write_record(self, **changes: Any) -> None:
         """Change the job's record, and mirror what every surface shows of it into the library
-        (the scout's tokens, the running time), marking the job updated."""
-        await self.record.write(**changes)
+        (the scout's tokens, the running time), marking the job updated. One worker at a time:
+        the record is one checkpoint thread that every worker of the job adds to."""
+        with self.claims.lock(self.job_lock):
+            await self.record.write(**changes)
         values = self.record.values
         self.runtime.library.record_job_progress(
             self.options.name, values.get("scout_usage", {}), values.get("active_seconds", 0.0)
@@ -161,7 +217,10 @@ async def run_job(job: ExpansionJob) -> str:
     awaited, so the answers it already has reach its checkpoint before the error goes on."""
     syntheses: dict[asyncio.Task[None], str] = {}  # task -> the topic it synthesizes
     scouting: asyncio.Task[dict[str, Any]] | None = None
-    library, name = job.runtime.library, job.options.name
+    library, name, claims = job.runtime.library, job.options.name, job.claims
+    # where only one worker may run (SQLite), every synthesis left running is an orphan at once
+    expiry = job.settings.worker_expiry_s if claims.shared else None
+    heartbeat = job.settings.heartbeat_s if claims.shared else None
 
     def start(identifier: str, topic: str) -> None:
         job.emit("start", f"{identifier} {topic}", environment_id=identifier, topic=topic)
@@ -171,44 +230,64 @@ async def run_job(job: ExpansionJob) -> str:
         """Fill the free slots, and scout beside them when untried topics run low; a reason when
         the job must stop once the work in flight is done."""
         nonlocal scouting
-        job.topics.set_counts(library.topic_tallies())
-        stop = fill_slots()
-        busy = list(syntheses.values())
+        stop = job.interrupted_elsewhere()
+        if stop:
+            return stop
+        with claims.lock(job.job_lock):
+            job.refresh_topics()
+            job.topics.set_counts(library.topic_tallies())
+            stop = fill_slots()
+        busy = library.running_topics(name)  # every worker's
         may_scout = job.record.values.get("fruitless_scouts", 0) < _FRUITLESS_SCOUTS
         low = job.topics.untried_count(exclude=busy) < job.options.concurrency
         if stop is None and scouting is None and may_scout and low:
             scouting = asyncio.create_task(scout_topics(job))
         if stop is None and not syntheses and scouting is None:
+            if busy:
+                return None  # other workers' syntheses are in flight: wait for them, or their expiry
             return "the frontier is empty: every topic is retired"
         return stop
 
+    def take_up_orphans() -> None:
+        """Resume, each from its checkpoint, the job's syntheses whose worker is gone (a stopped
+        run of the job, a worker killed or silent past the expiry), while slots are free."""
+        for running in library.environments(status=Status.RUNNING):
+            if len(syntheses) >= job.options.concurrency:
+                return
+            if running.job == name and claims.claim(running.id, job.worker, expiry):
+                start(running.id, running.topic)
+
     def fill_slots() -> str | None:
+        take_up_orphans()
         while True:
-            counts = job.counts()  # the syntheses in flight are its running rows
+            counts = job.counts()  # the syntheses in flight, every worker's, are its running rows
             stop = job.stop_reason(counts)
             if stop or len(syntheses) >= job.options.concurrency:
                 return stop
-            if counts.accepted + len(syntheses) >= job.options.target:
+            if counts.accepted + counts.running >= job.options.target:
                 return None  # never overshoot: wait for the verdicts in flight
             rule, near = job.settings.frontier, job.runtime.novelty.similarity_to_accepted
-            picks = job.topics.frontier(1, rule, near, exclude=list(syntheses.values()))
+            picks = job.topics.frontier(1, rule, near, exclude=library.running_topics(name))
             if not picks:
                 return None
             identifier = environment_id(name, counts.tried)  # the job's n-th synthesis
             author, solver = job.runtime.model_name("author"), job.runtime.model_name("solver")
-            library.start(identifier, picks[0], author, solver, job=name)
+            library.start(identifier, picks[0], author, solver, job=name, worker=job.worker)
             start(identifier, picks[0])
 
+    claims.register(job.worker, name)
     try:
-        for running in library.environments(status=Status.RUNNING):
-            if running.job == name:  # in flight when the job was stopped: each resumes from its checkpoint
-                start(running.id, running.topic)
         while True:
             stop = pick()
             if stop and not syntheses:
                 return stop
             waiting = [*syntheses, *([scouting] if scouting else [])]
-            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if not waiting:  # only another worker's syntheses are left: look again after a beat
+                await asyncio.sleep(heartbeat or 0)
+                claims.beat(job.worker)
+                continue
+            done, _ = await asyncio.wait(waiting, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
+            claims.beat(job.worker)
             for task in done:
                 if task is scouting:
                     scouting = None
@@ -224,6 +303,8 @@ async def run_job(job: ExpansionJob) -> str:
         await asyncio.gather(*unfinished, return_exceptions=True)
         with contextlib.suppress(Exception):  # the running time up to the stop; a full disk may refuse it
             await job.write_record(active_seconds=job.active_seconds())
+        with contextlib.suppress(Exception):  # its claims are free for the other workers from now
+            claims.retire(job.worker)
 
 
 async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> None:
@@ -249,6 +330,9 @@ async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> No
         )
     else:
         status, reason = Status(record.status), record.reason
+    if status == Status.RUNNING:  # another worker took it over while this one seemed gone
+        job.emit("lost", f"{identifier} {topic}: taken over by another worker", environment_id=identifier)
+        return
     counts = job.counts()
     job.emit(
         status,

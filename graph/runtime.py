@@ -53,6 +53,7 @@ class SynthesisRuntime:
     contamination: ContaminationGuard | None = None
     checkpointer: BaseCheckpointSaver | None = None
     traces: TraceStore | None = None
+    worker: str | None = None  # the expansion worker running these syntheses (memory/job_claims.py)
 
     endpoint_listeners: list[Listener] = field(default_factory=list)
 

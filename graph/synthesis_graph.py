@@ -176,6 +176,7 @@ async def novelty(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     )
     vector = await asyncio.to_thread(context.novelty.embed, text)
     update: dict[str, Any] = {"novelty_vector": vector.tolist()}
+    context.novelty.catch_up()  # what other workers accepted since
     duplicate = duplicate_reason(context, vector)
     if duplicate:
         return update | _ended(Status.DUPLICATE, duplicate)
@@ -240,6 +241,9 @@ async def score_probe(state: SynthesisState, runtime: Runtime[SynthesisRuntime])
     return {"pass_rates": pass_rates(by_level), "missing_answers": len(failed), "scores": scores}
 
 
+ACCEPTANCE_LOCK = "resyn:acceptance"  # held by the worker recording a verdict (memory/job_claims.py)
+
+
 async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> dict[str, Any]:
     import numpy as np
 
@@ -247,7 +251,20 @@ async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     status, reason = decide(state, context.settings.synthesis)
     vector = state.get("novelty_vector")
     vector = np.asarray(vector, dtype=np.float32) if vector is not None else None
+    library, environment_id = context.library, state["environment_id"]
+    # the final novelty check and the verdict, one worker at a time: no two accept near-duplicates
+    with library.claims.lock(ACCEPTANCE_LOCK):
+        if context.worker is not None and not library.claims.holds(environment_id, context.worker):
+            return {}  # another worker took this synthesis over while this one seemed gone: its verdict
+        return _record_verdict(state, context, status, reason, vector)
+
+
+def _record_verdict(
+    state: SynthesisState, context: SynthesisRuntime, status: Status, reason: str, vector: Any
+) -> dict[str, Any]:
     if status == Status.ACCEPTED and vector is not None:
+        if context.novelty is not None:
+            context.novelty.catch_up()  # what other workers accepted meanwhile
         duplicate = duplicate_reason(context, vector)  # accepted by a sibling since the novelty step
         if duplicate:
             status, reason = Status.DUPLICATE, duplicate

@@ -22,6 +22,8 @@ from typing import Any
 from resyn.contract import Status, ValidationReport
 from resyn.memory import schema
 from resyn.memory.damage import WorkspaceDamaged, remedy, reported
+from resyn.memory.database import Row
+from resyn.memory.job_claims import JobClaims
 from resyn.memory.records import (
     ROLES,
     UNATTRIBUTED,
@@ -37,7 +39,7 @@ from resyn.memory.records import (
     usage_totals,
 )
 from resyn.memory.workspace import Workspace
-from resyn.settings import PriceSettings, Settings
+from resyn.settings import ExpansionSettings, PriceSettings, Settings
 
 
 class UnknownEnvironment(KeyError):
@@ -70,6 +72,8 @@ class Library:
         self.data_dir = self._workspace.data_dir
         self.files_dir = self._workspace.environments
         self._db = self._workspace.open_library(read_only=read_only)
+        self.claims = JobClaims(self._db)
+        self.worker_expiry_s = ExpansionSettings().worker_expiry_s  # when a silent worker counts as gone
         if not self._db.read_only:
             schema.upgrade(self._db)
             return
@@ -79,6 +83,7 @@ class Library:
             if database_url:  # a server database resyn has not used yet: set it up, then read it
                 Library(data_dir, database_url=database_url).close()
                 self._db = self._workspace.open_library(read_only=True)
+                self.claims = JobClaims(self._db)
                 return
             raise WorkspaceDamaged(path, "damaged (it has no library tables)", remedy("damaged", Path(path)))
         if not schema.is_current(self._db):  # written by an older resyn: upgraded once, by a writable opening
@@ -92,10 +97,13 @@ class Library:
                     f"make {self.data_dir} writable once, then run the command again",
                 ) from None
             self._db = self._workspace.open_library(read_only=True)
+            self.claims = JobClaims(self._db)
 
     @classmethod
     def of(cls, settings: Settings, *, read_only: bool = False) -> Library:
-        return cls(settings.data_dir, read_only=read_only, database_url=settings.database_url_value)
+        library = cls(settings.data_dir, read_only=read_only, database_url=settings.database_url_value)
+        library.worker_expiry_s = settings.expansion.worker_expiry_s
+        return library
 
     @property
     def dialect(self) -> str:
@@ -111,14 +119,15 @@ class Library:
         author_model: str,
         solver_model: str | None,
         job: str | None = None,
+        worker: str | None = None,
     ) -> None:
-        """Record a synthesis that has begun (a resumed one keeps its row)."""
+        """Record a synthesis that has begun, claimed by `worker` (a resumed one keeps its row)."""
         now = time.time()
         self._db.execute(
             "INSERT INTO environments"
-            " (id, topic, status, author_model, solver_model, job, created, updated)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
-            (environment_id, topic, Status.RUNNING, author_model, solver_model, job, now, now),
+            " (id, topic, status, author_model, solver_model, job, worker, created, updated)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO NOTHING",
+            (environment_id, topic, Status.RUNNING, author_model, solver_model, job, worker, now, now),
         )
 
     def progress(self, environment_id: str, step: str, role_usage: RoleUsage) -> None:
@@ -263,6 +272,21 @@ class Library:
         )
         return [(row["rowid"], row["id"], row["embedding"]) for row in rows]
 
+    def accepted_rows(self) -> set[int]:
+        """The row numbers of every accepted environment with a novelty vector (no vectors read)."""
+        rows = self._db.execute(
+            "SELECT rowid FROM environments WHERE status = ? AND embedding IS NOT NULL", (Status.ACCEPTED,)
+        )
+        return {row["rowid"] for row in rows}
+
+    def running_topics(self, job: str) -> list[str]:
+        """The topics of the job's syntheses in flight, whichever worker runs them."""
+        rows = self._db.execute(
+            "SELECT topic FROM environments WHERE job = ? AND status = ? ORDER BY created",
+            (job, Status.RUNNING),
+        )
+        return [row["topic"] for row in rows]
+
     def id_of_row(self, rowid: int) -> str:
         return self._db.one("SELECT id FROM environments WHERE rowid = ?", (rowid,))["id"]
 
@@ -364,10 +388,16 @@ class Library:
 
     def job(self, name: str) -> JobRecord | None:
         row = self._db.one("SELECT * FROM jobs WHERE name = ?", (name,))
-        return JobRecord.from_row(row) if row else None
+        return self._job_record(row) if row else None
 
     def jobs(self) -> list[JobRecord]:
-        return [JobRecord.from_row(row) for row in self._db.execute("SELECT * FROM jobs ORDER BY created")]
+        return [self._job_record(row) for row in self._db.execute("SELECT * FROM jobs ORDER BY created")]
+
+    def _job_record(self, row: Row) -> JobRecord:
+        record = JobRecord.from_row(row)
+        if self.claims.shared:  # its workers say whether it runs
+            record.workers = self.claims.workers(record.name, self.worker_expiry_s)
+        return record
 
     def attempts(self, environment_id: str) -> list[AttemptRecord]:
         rows = self._db.execute(

@@ -70,6 +70,19 @@ class NoveltyMemory:
         [found] = self.index.nearest(vector.reshape(1, -1), count)
         return [Neighbour(self.library.id_of_row(rowid), round(similarity, 4)) for rowid, similarity in found]
 
+    def catch_up(self) -> None:
+        """Add the vectors other workers accepted since the index was built (one query when there
+        are none), so the final novelty check sees every accepted environment."""
+        import numpy as np
+
+        if self._index is None:
+            return  # built from every stored vector on first use
+        missing = self.library.accepted_rows() - self._index.ids()
+        if missing:
+            stored = [(row, blob) for row, _, blob in self.library.accepted_embeddings() if row in missing]
+            vectors = np.stack([np.frombuffer(blob, dtype=np.float32) for _, blob in stored])
+            self._index.add([row for row, _ in stored], vectors)
+
     def remember(self, environment_id: str, vector: np.ndarray) -> None:
         """Add a just-accepted environment (its vector is already stored in its library row)."""
         self.index.add([self.library.row_of(environment_id)], vector.reshape(1, -1))

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from resyn.contract import Status, ValidationReport
+from resyn.memory.job_claims import WorkerRecord
 
 RoleUsage = dict[str, dict[str, int]]  # role -> {"input_tokens": n, "output_tokens": n}
 ROLES = ("author", "solver", "scout")
@@ -71,6 +72,7 @@ class JobRecord(BaseModel):
     active_seconds: float = 0.0  # running time over every process that ran it, downtime excluded
     created: float
     updated: float  # the last verdict, scout call or change of state
+    workers: list[WorkerRecord] = []  # on a shared database: every worker that ran it
 
     @classmethod
     def from_row(cls, row: sqlite3.Row) -> JobRecord:
@@ -81,7 +83,10 @@ class JobRecord(BaseModel):
     @property
     def state(self) -> str:
         """The status, except that a job marked running whose process is gone shows as `stopped`
-        (killed, or the machine went down): resumable."""
+        (killed, or the machine went down): resumable. On a shared database it runs while any of
+        its workers beats (they may be on other machines: their pids say nothing here)."""
+        if self.status == "running" and self.workers:
+            return "running" if any(worker.alive for worker in self.workers) else "stopped"
         if self.status != "running" or self.pid is None:
             return self.status
         try:

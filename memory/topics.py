@@ -59,11 +59,17 @@ class TopicGraph:
     def load(cls, path: Path) -> TopicGraph:
         """The saved graph, or an empty one when the file does not exist; WorkspaceDamaged when it
         cannot be read or makes no sense."""
-        topics = cls()
         if not path.exists():
-            return topics
+            return cls()
         with reported(path):
             text = path.read_text()
+        return cls.from_text(text, path)
+
+    @classmethod
+    def from_text(cls, text: str, where: Path | str) -> TopicGraph:
+        """The graph a saved document holds (a file's text, or the shared database's copy);
+        WorkspaceDamaged, naming `where`, when it makes no sense."""
+        topics = cls()
         try:
             document = json.loads(text)
             if document.get("version") != _FORMAT_VERSION:
@@ -75,7 +81,7 @@ class TopicGraph:
             if [graph.nodes[name]["order"] for name in names] != list(range(len(vectors))):
                 raise ValueError(f"{len(graph)} topics do not match {len(vectors)} vectors")
         except _UNREADABLE as error:
-            raise WorkspaceDamaged(path, f"damaged ({error})", remedy("damaged", path)) from error
+            raise WorkspaceDamaged(where, f"damaged ({error})", remedy("damaged", Path(where))) from error
         topics.graph = graph
         topics._names = names
         topics._rows = {topic_key(name): row for row, name in enumerate(names)}
@@ -84,16 +90,20 @@ class TopicGraph:
 
     def save(self, path: Path) -> None:
         """Write the graph and its vectors; a crash mid-write leaves the previous file intact."""
+        temporary = path.with_name(path.name + ".tmp")
+        with reported(path):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            temporary.write_text(self.to_text())
+            temporary.replace(path)
+
+    def to_text(self) -> str:
+        """The saved document: the graph as node-link JSON and its vectors in base64."""
         document = {
             "version": _FORMAT_VERSION,
             "graph": nx.node_link_data(self.graph, edges="edges"),
             "vectors": base64.b64encode(self.vectors.astype("<f4").tobytes()).decode("ascii"),
         }
-        temporary = path.with_name(path.name + ".tmp")
-        with reported(path):
-            path.parent.mkdir(parents=True, exist_ok=True)
-            temporary.write_text(json.dumps(document))
-            temporary.replace(path)
+        return json.dumps(document)
 
     def __len__(self) -> int:
         return len(self._names)

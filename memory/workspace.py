@@ -61,6 +61,10 @@ class Workspace:
     def of(cls, settings: Settings) -> Workspace:
         return cls(settings.data_dir, settings.database_url_value)
 
+    def has_library(self) -> bool:
+        """Whether there is a library to read: a database server always has one (maybe empty)."""
+        return self.database_url is not None or self.library.is_file()
+
     def open_library(self, *, read_only: bool, synchronous: Synchronous = "FULL") -> Database:
         """The library database: `Library` and `TraceStore` each open their connection here.
 

@@ -172,6 +172,12 @@ class ExpansionSettings(BaseModel):
         0.85, description="cosine to a benchmark input at which a sample question is flagged"
     )
     frontier: FrontierSettings = FrontierSettings()
+    heartbeat_s: float = Field(
+        5.0, gt=0, description="how often a worker on a shared database beats and looks for orphaned work"
+    )
+    worker_expiry_s: float = Field(
+        30.0, gt=0, description="silence after which a worker counts as gone and its syntheses are taken up"
+    )
 
 
 class PriceSettings(BaseModel):

@@ -211,7 +211,7 @@ class Toolbox:
     def _open_library(self) -> Library | None:
         """The workspace's library; None when the workspace has none yet (nothing is created)."""
         if self._library is None:
-            if not Workspace.of(self.settings).library.exists():
+            if not Workspace.of(self.settings).has_library():
                 return None
             self._library = Library.of(self.settings, read_only=True)
         return self._library

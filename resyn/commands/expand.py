@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -174,6 +175,8 @@ def job_rows(library: Library, prices: PriceSettings) -> list[dict[str, Any]]:
                 "active_seconds": record.active_seconds,
                 "created": record.created,
                 "updated": record.updated,
+                # on a shared database (docs/scale.md): who ran it, and who still does
+                "workers": [dataclasses.asdict(worker) for worker in record.workers],
             }
         )
     return rows
@@ -221,6 +224,14 @@ def jobs_view(rows: list[dict[str, Any]], width: int) -> Group:
 
 def _job_notes(row: dict[str, Any]) -> list[Text]:
     name, state = row["job"], row["state"]
+    alive = [worker for worker in row["workers"] if worker["alive"]]
+    if alive:
+        now = time.time()
+        beats = ", ".join(
+            f"{worker['host']} pid {worker['pid']} (beat {max(0.0, now - worker['heartbeat']):.0f} s ago)"
+            for worker in alive
+        )
+        return [Text(f"{name}: {len(alive)} worker{'s' if len(alive) > 1 else ''}: {beats}")]
     if state == "finished":
         return [Text(f"{name}: {row['stop_reason']}")] if row["stop_reason"] else []
     if state == "running":
@@ -239,7 +250,7 @@ def _check_job_name(settings: Settings, resume: str | None, new_name: str | None
     try:
         if resume is not None and library.job(resume) is None:
             raise fail_usage(f"no job {resume!r} in {data_dir}")
-        if new_name is not None and library.job(new_name) is not None:
+        if new_name is not None and library.job(new_name) is not None and not library.claims.shared:
             raise fail_usage(f"a job named {new_name!r} exists; resume it with --resume {new_name}")
     finally:
         library.close()

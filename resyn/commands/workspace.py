@@ -20,7 +20,7 @@ def existing_workspace() -> Settings:
     from resyn.settings import Settings
 
     settings = Settings()
-    if not Workspace.of(settings).library.is_file():
+    if not Workspace.of(settings).has_library():
         Library.of(settings, read_only=True).close()  # raises if sources say there was one
         raise fail_usage(f"no library in {settings.data_dir}: set RESYN_DATA_DIR to the workspace")
     return settings

@@ -104,7 +104,7 @@ class Viewer:
     @contextlib.contextmanager
     def workspace(self) -> Iterator[tuple[Library, TraceStore] | None]:
         """The library and traces, or None where no workspace exists yet (nothing is created then)."""
-        if self.database_url is None and not Workspace(self.data_dir).library.is_file():
+        if not Workspace(self.data_dir, self.database_url).has_library():
             yield None
             return
         library = Library(self.data_dir, read_only=True, database_url=self.database_url)
