@@ -76,7 +76,7 @@ class JobClaims:
 
     def workers(self, job: str, expiry_s: float) -> list[WorkerRecord]:
         """Every worker that has run the job, the first to start first."""
-        rows = self._db.execute("SELECT * FROM workers WHERE job = ? ORDER BY started", (job,))
+        rows = self._db.execute("SELECT * FROM workers WHERE job = ? ORDER BY started, id", (job,))
         heard_since = time.time() - expiry_s
         return [
             WorkerRecord(**dict(row), alive=row["stopped"] is None and row["heartbeat"] >= heard_since)

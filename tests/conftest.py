@@ -7,9 +7,9 @@ import signal
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from postgres_server import fresh_database, server_binaries, throwaway_cluster
 
 from resyn.settings import KernelSettings, Settings
+from resyn.testing.postgres import fresh_database, server_binaries, throwaway_cluster
 from resyn.tools.kernel_pool import KernelPool
 from resyn.tools.os_sandbox import SandboxUnavailable, require_bwrap
 
@@ -66,7 +66,7 @@ def os_sandbox() -> None:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[str]:
-    """A throwaway PostgreSQL cluster for the session (tests/postgres_server.py); its URL. Skipped
+    """A throwaway PostgreSQL cluster for the session (resyn/testing/postgres.py); its URL. Skipped
     with the reason where PostgreSQL is not installed, except in CI, which installs Debian's
     `postgresql` when missing (`.ci/run`) and must not skip it."""
     binaries = server_binaries()

@@ -1,7 +1,7 @@
 """The library and the trace store behave the same on SQLite and on PostgreSQL (`database_url`).
 
 Each test runs twice: on the workspace's SQLite file, and on a fresh database of the session's
-throwaway PostgreSQL cluster (tests/postgres_server.py; skipped with the reason where PostgreSQL is
+throwaway PostgreSQL cluster (resyn/testing/postgres.py; skipped with the reason where PostgreSQL is
 not installed, never in CI).
 """
 
@@ -111,3 +111,37 @@ def test_a_server_that_cannot_be_reached_is_one_line_without_the_password(tmp_pa
     message = str(raised.value)
     assert "cannot be reached" in message and "RESYN_DATABASE_URL" in message
     assert "s3cret" not in message and "\n" not in message
+
+
+def test_a_synthesis_is_taken_over_only_once_its_worker_is_gone(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    library = Library(tmp_path, database_url=database_url)
+    claims = library.claims
+    claims.register("a", "j")
+    claims.register("b", "j")
+    claims.register("c", "j")
+    library.start("e1", "sorting", "m", "m", job="j", worker="a")
+    assert not claims.claim("e1", "a", expiry_s=30)  # its own claim is not taken again
+    assert not claims.claim("e1", "b", expiry_s=30)  # a is beating: e1 stays a's
+    assert claims.holds("e1", "a")
+    claims.retire("a")  # a stopped cleanly: e1 is free at once, and only one worker gets it
+    assert claims.claim("e1", "b", expiry_s=30) and not claims.claim("e1", "c", expiry_s=30)
+    assert claims.holds("e1", "b") and not claims.holds("e1", "a")
+    assert claims.claim("e1", "c", expiry_s=0.0)  # b silent past an expiry of nothing: gone
+    assert claims.claim("e1", "a", expiry_s=None)  # where one worker runs, every other one is gone
+    [a, b, c] = claims.workers("j", expiry_s=30)
+    assert (a.alive, b.alive, c.alive) == (False, True, True) and a.stopped is not None
+    library.finish("e1", status="invalid", reason="r", source=None, report=None, pass_rates=None, usage=None)
+    assert not claims.claim("e1", "b", expiry_s=None)  # a finished synthesis is nobody's to take
+    library.close()
+
+
+def test_the_shared_topic_graph_moves_version_with_each_save(
+    tmp_path: Path, database_url: str | None
+) -> None:
+    claims = Library(tmp_path, database_url=database_url).claims
+    assert claims.topic_document() is None and claims.topic_version() == 0
+    assert claims.save_topic_document('{"first": 1}') == 1
+    assert claims.save_topic_document('{"second": 2}') == 2
+    assert claims.topic_document() == (2, '{"second": 2}')

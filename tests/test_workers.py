@@ -19,15 +19,18 @@ import numpy as np
 import psycopg
 import pytest
 from psycopg.rows import dict_row
+from starlette.testclient import TestClient
 
 from resyn.graph.expansion_graph import INTERRUPTED_ELSEWHERE
 from resyn.settings import ExpansionSettings
 from resyn.testing.fake_openai import FakeOpenAI, scripted_world_reply
 from resyn.testing.jobs import job_environment, run_resyn, start_resyn
+from resyn.ui.server import create_app
 
 pytestmark = pytest.mark.slow
 
 TARGET = 8
+PASSWORD = "s3cret-db-password"  # in the workers' database URL: it must show up nowhere
 JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", str(TARGET),
        "--concurrency", "2", "--job", "shared"]  # fmt: skip
 
@@ -75,6 +78,7 @@ def wait_for_a_synthesis_in_flight(database_url: str, process: subprocess.Popen[
 def test_three_workers_one_killed_mid_synthesis_finish_the_job_exactly(
     server: FakeOpenAI, tmp_path: Path, postgres_url: str
 ) -> None:
+    postgres_url = postgres_url.replace("postgresql://resyn@", f"postgresql://resyn:{PASSWORD}@")
     folders = [tmp_path / f"worker-{number}" for number in range(3)]  # as on three machines
     workers = [start_resyn(worker_environment(server, f, postgres_url), "expand", *JOB) for f in folders]
     doomed, survivors = workers[0], workers[1:]
@@ -85,6 +89,7 @@ def test_three_workers_one_killed_mid_synthesis_finish_the_job_exactly(
         stdout, stderr = worker.communicate(timeout=400)
         assert worker.returncode == 0, stderr
         assert f"target reached: {TARGET} accepted" in stdout
+        assert PASSWORD not in stdout + stderr
 
     rows = environments(postgres_url)
     accepted = [row for row in rows if row["status"] == "accepted"]
@@ -104,6 +109,10 @@ def test_three_workers_one_killed_mid_synthesis_finish_the_job_exactly(
     [job] = json.loads(listed.stdout)
     assert job["state"] == "finished" and job["accepted"] == TARGET
     assert len(job["workers"]) == 3 and not any(worker["alive"] for worker in job["workers"])
+    written = [path.read_bytes() for path in tmp_path.rglob("*") if path.is_file()]  # logs, sources, caches
+    with psycopg.connect(postgres_url) as connection:
+        traced = connection.execute("SELECT string_agg(data, ' ') FROM trace_events").fetchone()[0]
+    assert not [text for text in written if PASSWORD.encode() in text] and PASSWORD not in traced
 
 
 def test_a_job_on_the_database_reads_from_any_folder_and_ctrl_c_stops_every_worker(
@@ -131,3 +140,8 @@ def test_a_job_on_the_database_reads_from_any_folder_and_ctrl_c_stops_every_work
     report = run_resyn(reader, "report", "--job", "shared")
     assert report.returncode == 0, report.stderr
     assert "accepted" in report.stdout
+    viewer = TestClient(
+        create_app(tmp_path / "reader", database_url=postgres_url), base_url="http://127.0.0.1"
+    )
+    page = viewer.get("/")
+    assert page.status_code == 200 and "shared" in page.text and "interrupted" in page.text

@@ -1,4 +1,4 @@
-"""A throwaway PostgreSQL cluster for the tests: initdb and pg_ctl, on a Unix socket, no port.
+"""A throwaway PostgreSQL cluster for the tests and benchmarks: initdb and pg_ctl, on a Unix socket.
 
 The cluster lives in a temporary folder for one test session and is stopped and deleted after.
 PostgreSQL refuses to run as root, so under root (CI's containers) it runs as an unprivileged
