@@ -92,17 +92,17 @@ async def _expand(
             reason = still_stopped or progress["stop_reason"]
             library.save_job(options.name, options.model_dump(), "finished", reason)
             return options, reason
-        await job.record.write(stop_reason=None)  # new budgets leave room: carry on
+        await job.write_record(stop_reason=None)  # new budgets leave room: carry on
     library.save_job(options.name, options.model_dump(), "running")
     try:
         if progress:
             job.emit("job", job.resumed_line())
         else:
-            await job.record.write(active_seconds=0.0, fruitless_scouts=0)  # the job exists from here on
+            await job.write_record(active_seconds=0.0, fruitless_scouts=0)  # the job exists from here on
             added = await job.add_topics(options.seed_topics, "seed")
             job.emit("job", f"started {options.name}: target {options.target}, seeds: {', '.join(added)}")
         reason = await run_job(job)
-        await job.record.write(stop_reason=reason, active_seconds=job.active_seconds())
+        await job.write_record(stop_reason=reason, active_seconds=job.active_seconds())
     except EndpointDown as error:
         _stopped(job, "interrupted", f"paused: {error}")
         raise

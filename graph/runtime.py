@@ -102,6 +102,10 @@ async def open_checkpointer(settings: Settings) -> AsyncIterator[BaseCheckpointS
 
 @contextlib.asynccontextmanager
 async def _postgres_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver]:
+    """The saver's tables are set up under an advisory lock: workers starting at once on a new
+    database would otherwise each insert the same migration row, and all but one fail. The lock is
+    tried, not waited for: the setup creates an index CONCURRENTLY, which waits for every open
+    transaction, a waiting lock request included."""
     from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 
     from resyn.memory.postgres import reachable, shown_url
@@ -109,8 +113,21 @@ async def _postgres_checkpointer(url: str) -> AsyncIterator[BaseCheckpointSaver]
     serde = JsonPlusSerializer(allowed_msgpack_modules=CHECKPOINTED_TYPES)
     with reachable(shown_url(url)):
         async with AsyncPostgresSaver.from_conn_string(url, serde=serde) as saver:
-            await saver.setup()
+            while not await _took_lock(saver, _CHECKPOINT_SETUP_LOCK):
+                await asyncio.sleep(0.1)
+            try:
+                await saver.setup()
+            finally:
+                await saver.conn.execute("SELECT pg_advisory_unlock(hashtext(%s))", (_CHECKPOINT_SETUP_LOCK,))
             yield saver
+
+
+_CHECKPOINT_SETUP_LOCK = "resyn:checkpoint-setup"
+
+
+async def _took_lock(saver: BaseCheckpointSaver, name: str) -> bool:
+    cursor = await saver.conn.execute("SELECT pg_try_advisory_lock(hashtext(%s)) AS taken", (name,))
+    return (await cursor.fetchone())["taken"]
 
 
 @contextlib.asynccontextmanager

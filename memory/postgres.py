@@ -103,9 +103,19 @@ def reachable(shown: str) -> Iterator[None]:
             f"run it as a command that writes, or one that only reads ({READING_COMMANDS})",
         ) from None
     except (psycopg.OperationalError, sqlalchemy.exc.OperationalError) as error:
-        reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        cause = getattr(error, "orig", None) or error
+        if not _lost_connection(cause):
+            raise  # a deadlock, a serialization failure: the server answered, and that is a bug here
+        reason = str(cause).strip().splitlines()[0]
         raise WorkspaceDamaged(
             shown,  # type: ignore[arg-type]  # a URL, not a path: the message is the same shape
             f"cannot be reached ({reason})",
             "check that the server runs and that RESYN_DATABASE_URL names it",
         ) from None
+
+
+def _lost_connection(error: BaseException) -> bool:
+    """Whether the error is the server out of reach: no connection (no SQLSTATE), a connection
+    exception (class 08) or the server shutting down (57P)."""
+    state = getattr(error, "sqlstate", None)
+    return state is None or state.startswith(("08", "57P"))

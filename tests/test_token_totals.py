@@ -151,7 +151,7 @@ def test_the_jobs_table_fits_80_columns_by_dropping_columns_not_names() -> None:
     rows = [
         {"job": f"nightly-expansion-of-logic-puzzles-{n}", "state": "finished", "accepted": 500,
          "target": 500, "tried": 1_234, "unfinished": 0, "tokens": 123_456_789, "usage": usage,
-         "stop_reason": "target reached: 500 accepted", "updated": 1.8e9}
+         "stop_reason": "target reached: 500 accepted", "updated": 1.8e9, "workers": []}
         for n in range(2)
     ]  # fmt: skip
     narrow, wide = screen(jobs_view(rows, 80)), screen(jobs_view(rows, 160), 160)
@@ -175,7 +175,9 @@ def test_a_library_of_an_older_resyn_is_upgraded_and_its_tokens_kept_unattribute
                               ("jobs", "scout_input_tokens"), ("jobs", "scout_output_tokens"),
                               ("jobs", "active_seconds")]:  # fmt: skip
             db.execute(f"ALTER TABLE {table} DROP COLUMN {column}")
-        db.execute("DROP TABLE alembic_version")  # that resyn made its tables without migrations
+        db.execute("ALTER TABLE environments DROP COLUMN worker")
+        for table in ("alembic_version", "workers", "topic_graph"):  # that resyn had no migrations
+            db.execute(f"DROP TABLE {table}")
     upgraded = Library(tmp_path, read_only=True)
     usage = upgraded.job_usage("old")
     assert usage.total == 400 and usage.by_role["unattributed"].total == 400

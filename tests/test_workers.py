@@ -124,7 +124,9 @@ def test_a_job_on_the_database_reads_from_any_folder_and_ctrl_c_stops_every_work
     reader = worker_environment(server, tmp_path / "reader", postgres_url)
     deadline = time.monotonic() + 180
     while not [row for row in environments(postgres_url) if row["status"] == "accepted"]:
-        assert time.monotonic() < deadline and all(worker.poll() is None for worker in workers)
+        assert time.monotonic() < deadline, "no environment accepted in time"
+        for worker in workers:
+            assert worker.poll() is None, worker.communicate()
         time.sleep(0.1)
     [running] = json.loads(run_resyn(reader, "jobs", "--json").stdout)
     assert running["state"] == "running" and sum(worker["alive"] for worker in running["workers"]) == 2
@@ -140,6 +142,8 @@ def test_a_job_on_the_database_reads_from_any_folder_and_ctrl_c_stops_every_work
     report = run_resyn(reader, "report", "--job", "shared")
     assert report.returncode == 0, report.stderr
     assert "accepted" in report.stdout
+    doctor = run_resyn(reader, "doctor")  # it checks SQLite files: said in one line, not pretended
+    assert doctor.returncode == 2 and "PostgreSQL" in doctor.stderr and doctor.stderr.count("\n") == 1
     viewer = TestClient(
         create_app(tmp_path / "reader", database_url=postgres_url), base_url="http://127.0.0.1"
     )

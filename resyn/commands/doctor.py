@@ -22,7 +22,13 @@ def doctor(
     from resyn.memory.health import examine
     from resyn.settings import Settings
 
-    data_dir = Settings().data_dir
+    settings = Settings()
+    data_dir = settings.data_dir
+    if settings.database_url is not None:
+        raise fail_usage(
+            "resyn doctor checks a workspace's SQLite files, and this library is on PostgreSQL"
+            " (RESYN_DATABASE_URL): check it with the server's own tools (pg_amcheck, pg_dump)"
+        )
     if not data_dir.is_dir():
         raise fail_usage(f"no workspace in {data_dir}: set RESYN_DATA_DIR to the workspace")
     findings = examine(data_dir)
