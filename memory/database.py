@@ -53,8 +53,6 @@ class Database(Protocol):
 
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None: ...
 
-    def script(self, sql: str) -> None: ...
-
     def tables(self) -> set[str]: ...
 
     def migration_connection(self) -> contextlib.AbstractContextManager[Connection]:
@@ -85,10 +83,6 @@ class SqliteDatabase:
     def one(self, sql: str, parameters: Sequence[Any] = ()) -> Row | None:
         rows = self.execute(sql, parameters)
         return rows[0] if rows else None
-
-    def script(self, sql: str) -> None:
-        with reported(self.path):
-            self._connection.executescript(sql)
 
     def tables(self) -> set[str]:
         """The tables of the file itself (the main schema, not temporary ones)."""

@@ -64,9 +64,6 @@ class PostgresDatabase:
         rows = self.execute(sql, parameters)
         return rows[0] if rows else None
 
-    def script(self, sql: str) -> None:
-        self.execute(sql)
-
     def tables(self) -> set[str]:
         rows = self.execute("SELECT tablename FROM pg_tables WHERE schemaname = current_schema()")
         return {row["tablename"] for row in rows}
