@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import openai
 import pytest
 from langchain_core.messages import BaseMessage
@@ -55,7 +56,11 @@ def traced_workspace(tmp_path_factory: pytest.TempPathFactory, fake_api_key: str
         llm=LLMSettings(retries=2, retry_initial_s=0.01),
     )
     author = in_order(
-        [openai.APITimeoutError(request=None), fenced(BROKEN), f"key {fake_api_key}\n" + fenced(VALID)]
+        [
+            openai.APITimeoutError(request=httpx.Request("POST", "http://127.0.0.1:9/v1/chat/completions")),
+            fenced(BROKEN),
+            f"key {fake_api_key}\n" + fenced(VALID),
+        ]
     )
     limiter = asyncio.Semaphore(4)
     endpoints = {
