@@ -98,8 +98,9 @@ async def _expand(
         if progress:
             job.emit("job", job.resumed_line())
         else:
-            await job.write_record(active_seconds=0.0, fruitless_scouts=0)  # the job exists from here on
+            # the seeds first: a worker joining the job once its record exists finds them
             added = await job.add_topics(options.seed_topics, "seed")
+            await job.write_record(active_seconds=0.0, fruitless_scouts=0)  # the job exists from here on
             job.emit("job", f"started {options.name}: target {options.target}, seeds: {', '.join(added)}")
         reason = await run_job(job)
         await job.write_record(stop_reason=reason, active_seconds=job.active_seconds())

@@ -137,6 +137,8 @@ class ExpansionJob:
     ) -> list[str]:
         added = []
         for name, vector in zip(names, vectors, strict=True):
+            if name in self.topics:  # a seed another worker of the job (or a crashed start) added
+                continue
             found = self.topics.nearest(vector)
             if found and found[0][1] >= self.settings.topic_duplicate_threshold:
                 [(nearest, similarity)] = found

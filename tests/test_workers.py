@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import json
 import signal
+import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from starlette.testclient import TestClient
 
 from resyn.graph.expansion_graph import INTERRUPTED_ELSEWHERE
 from resyn.settings import ExpansionSettings
-from resyn.testing.fake_openai import FakeOpenAI, scripted_world_reply
+from resyn.testing.fake_openai import FakeOpenAI, role_of, scripted_world_reply
 from resyn.testing.jobs import job_environment, run_resyn, start_resyn
 from resyn.ui.server import create_app
 
@@ -33,11 +34,27 @@ TARGET = 8
 PASSWORD = "s3cret-db-password"  # in the workers' database URL: it must show up nowhere
 JOB = ["--seed-topics", "logic puzzles, graph algorithms, scheduling", "--target", str(TARGET),
        "--concurrency", "2", "--job", "shared"]  # fmt: skip
+# As many seed topics as the target, and a scout with nothing to add: every topic must be accepted
+# for the target to be reached, so the accepted set is the same whoever ran which synthesis.
+SEEDS = ("logic puzzles, graph algorithms, scheduling, river crossings, cellular automata, voting rules,"
+         " train timetables, magic squares")  # fmt: skip
+FIXED_JOB = [*JOB[:1], SEEDS, *JOB[2:]]
 
 
 @pytest.fixture
 def server() -> Iterator[FakeOpenAI]:
     with FakeOpenAI(scripted_world_reply, latency_s=0.1) as fake:
+        yield fake
+
+
+def no_new_topics(messages: list[dict]) -> str:
+    """The scripted world, with a scout that finds nothing: the frontier is the seed topics."""
+    return "[]" if role_of(messages) == "scout" else scripted_world_reply(messages)
+
+
+@pytest.fixture
+def fixed_frontier_server() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(no_new_topics, latency_s=0.1) as fake:
         yield fake
 
 
@@ -62,27 +79,43 @@ def environments(database_url: str) -> list[dict]:
             return []
 
 
-def wait_for_a_synthesis_in_flight(database_url: str, process: subprocess.Popen[str]) -> str:
-    """The id of a synthesis of `process` that has finished a step and not yet its verdict."""
+def wait_for_a_synthesis_in_flight(
+    database_url: str, processes: list[subprocess.Popen[str]]
+) -> tuple[subprocess.Popen[str], str]:
+    """The first of `processes` seen with a synthesis that has finished a step and not yet its
+    verdict, and that synthesis's id."""
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
-        assert process.poll() is None, process.communicate()
-        for row in environments(database_url):
+        for process in processes:
+            assert process.poll() is None, process.communicate()
+        for row, process in itertools.product(environments(database_url), processes):
             mine = row["worker"] is not None and f":{process.pid}:" in row["worker"]
             if mine and row["status"] == "running" and row["step"] is not None:
-                return row["id"]
+                return process, row["id"]
         time.sleep(0.05)
-    raise AssertionError("the worker never had a synthesis in flight")
+    raise AssertionError("no worker had a synthesis in flight")
+
+
+def accepted_sources(folder: Path) -> set[str]:
+    """The source hashes accepted in a single-worker workspace's SQLite library."""
+    with sqlite3.connect(folder / "library.sqlite") as connection:
+        rows = connection.execute("SELECT source_hash FROM environments WHERE status = 'accepted'")
+        return {hash_ for (hash_,) in rows}
 
 
 def test_three_workers_one_killed_mid_synthesis_finish_the_job_exactly(
-    server: FakeOpenAI, tmp_path: Path, postgres_url: str
+    fixed_frontier_server: FakeOpenAI, tmp_path: Path, postgres_url: str
 ) -> None:
+    server = fixed_frontier_server
+    reference = run_resyn(job_environment(server, tmp_path / "reference"), "expand", *FIXED_JOB)
+    assert reference.returncode == 0 and f"target reached: {TARGET} accepted" in reference.stdout
     postgres_url = postgres_url.replace("postgresql://resyn@", f"postgresql://resyn:{PASSWORD}@")
     folders = [tmp_path / f"worker-{number}" for number in range(3)]  # as on three machines
-    workers = [start_resyn(worker_environment(server, f, postgres_url), "expand", *JOB) for f in folders]
-    doomed, survivors = workers[0], workers[1:]
-    orphan = wait_for_a_synthesis_in_flight(postgres_url, doomed)
+    workers = [
+        start_resyn(worker_environment(server, f, postgres_url), "expand", *FIXED_JOB) for f in folders
+    ]
+    doomed, orphan = wait_for_a_synthesis_in_flight(postgres_url, workers)
+    survivors = [worker for worker in workers if worker is not doomed]
     doomed.send_signal(signal.SIGKILL)
     doomed.communicate()
     for worker in survivors:
@@ -96,6 +129,7 @@ def test_three_workers_one_killed_mid_synthesis_finish_the_job_exactly(
     assert len(accepted) == TARGET  # exactly the target, job-wide
     assert not [row for row in rows if row["status"] == "running"]  # nothing left stuck
     assert len({row["source_hash"] for row in accepted}) == TARGET  # no environment accepted twice
+    assert {row["source_hash"] for row in accepted} == accepted_sources(tmp_path / "reference")
     vectors = [np.frombuffer(row["embedding"], dtype=np.float32) for row in accepted]
     threshold = ExpansionSettings().duplicate_threshold
     for first, second in itertools.combinations(vectors, 2):  # no near-duplicate pair
