@@ -128,7 +128,7 @@ class ExpansionJob:
         if not names:
             return []
         vectors = await asyncio.to_thread(self.runtime.embedder.embed, names)
-        with self.claims.lock(self.job_lock):  # read, add, write: no other worker's topics are lost
+        async with self.claims.lock(self.job_lock):  # read, add, write: no other worker's topics are lost
             self.refresh_topics()
             return self._add_embedded(names, vectors, origin, parents)
 
@@ -178,7 +178,7 @@ class ExpansionJob:
         """Change the job's record, and mirror what every surface shows of it into the library
         (the scout's tokens, the running time), marking the job updated. One worker at a time:
         the record is one checkpoint thread that every worker of the job adds to."""
-        with self.claims.lock(self.job_lock):
+        async with self.claims.lock(self.job_lock):
             await self.record.write(**changes)
         values = self.record.values
         self.runtime.library.record_job_progress(
@@ -228,14 +228,14 @@ async def run_job(job: ExpansionJob) -> str:
         job.emit("start", f"{identifier} {topic}", environment_id=identifier, topic=topic)
         syntheses[asyncio.create_task(synthesize_topic(job, topic, identifier))] = topic
 
-    def pick() -> str | None:
+    async def pick() -> str | None:
         """Fill the free slots, and scout beside them when untried topics run low; a reason when
         the job must stop once the work in flight is done."""
         nonlocal scouting
         stop = job.interrupted_elsewhere()
         if stop:
             return stop
-        with claims.lock(job.job_lock):
+        async with claims.lock(job.job_lock):
             job.refresh_topics()
             job.topics.set_counts(library.topic_tallies())
             stop = fill_slots()
@@ -280,7 +280,7 @@ async def run_job(job: ExpansionJob) -> str:
     claims.register(job.worker, name)
     try:
         while True:
-            stop = pick()
+            stop = await pick()
             if stop and not syntheses:
                 return stop
             waiting = [*syntheses, *([scouting] if scouting else [])]

@@ -253,7 +253,7 @@ async def verdict(state: SynthesisState, runtime: Runtime[SynthesisRuntime]) -> 
     vector = np.asarray(vector, dtype=np.float32) if vector is not None else None
     library, environment_id = context.library, state["environment_id"]
     # the final novelty check and the verdict, one worker at a time: no two accept near-duplicates
-    with library.claims.lock(ACCEPTANCE_LOCK):
+    async with library.claims.lock(ACCEPTANCE_LOCK):
         if context.worker is not None and not library.claims.holds(environment_id, context.worker):
             return {}  # another worker took this synthesis over while this one seemed gone: its verdict
         return _record_verdict(state, context, status, reason, vector)

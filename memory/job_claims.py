@@ -14,16 +14,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import math
 import os
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from resyn.contract import Status
 from resyn.memory.database import Database
+
+# a held lock is polled for from 2 ms up to 50 ms: the holds (a pick, a verdict) last milliseconds
+_FIRST_LOCK_POLL_S = 0.002
+_LAST_LOCK_POLL_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -44,20 +49,27 @@ class JobClaims:
     def __init__(self, database: Database) -> None:
         self._db = database
         self.shared = database.dialect == "postgresql"  # several workers may share the database
+        self._local_locks: dict[str, asyncio.Lock] = {}
 
-    @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
-        """One worker at a time in the block, across processes and machines (PostgreSQL), keyed by
-        `name`. The coroutines of one process share its session's lock, so a block that awaits
-        must be the only one of its process that can be holding that key meanwhile."""
+    @contextlib.asynccontextmanager
+    async def lock(self, name: str) -> AsyncIterator[None]:
+        """One holder at a time of the block keyed by `name`: one coroutine of this process (an
+        asyncio lock, since the session's advisory lock is re-entrant) and one worker across
+        processes and machines (a PostgreSQL advisory lock). Waiting for another worker's hold
+        polls `pg_try_advisory_lock` with asyncio sleeps, so this worker's other syntheses go on
+        meanwhile instead of the whole event loop blocking on the server."""
         if not self.shared:
             yield
             return
-        self._db.execute("SELECT pg_advisory_lock(hashtext(?))", (name,))
-        try:
-            yield
-        finally:
-            self._db.execute("SELECT pg_advisory_unlock(hashtext(?))", (name,))
+        async with self._local_locks.setdefault(name, asyncio.Lock()):
+            pause = _FIRST_LOCK_POLL_S
+            while not self._db.one("SELECT pg_try_advisory_lock(hashtext(?)) AS taken", (name,))["taken"]:
+                await asyncio.sleep(pause)
+                pause = min(2 * pause, _LAST_LOCK_POLL_S)
+            try:
+                yield
+            finally:
+                self._db.execute("SELECT pg_advisory_unlock(hashtext(?))", (name,))
 
     def register(self, worker: str, job: str) -> None:
         now = time.time()

@@ -7,6 +7,7 @@ not installed, never in CI).
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import numpy as np
@@ -145,3 +146,29 @@ def test_the_shared_topic_graph_moves_version_with_each_save(
     assert claims.save_topic_document('{"first": 1}') == 1
     assert claims.save_topic_document('{"second": 2}') == 2
     assert claims.topic_document() == (2, '{"second": 2}')
+
+
+def test_a_worker_waiting_for_a_lock_keeps_its_event_loop_running(tmp_path: Path, postgres_url: str) -> None:
+    """Two workers' connections in one event loop: while one holds the lock the other waits for
+    it without blocking the loop (with a blocking wait, the holder could never let go)."""
+    holder, waiter = (Library(tmp_path / name, database_url=postgres_url) for name in ("a", "b"))
+    order: list[str] = []
+
+    async def hold() -> None:
+        async with holder.claims.lock("job:j"):
+            order.append("held")
+            await asyncio.sleep(0.3)  # the waiter's polls run meanwhile
+            order.append("released")
+
+    async def wait() -> None:
+        await asyncio.sleep(0.05)  # the holder takes it first
+        async with waiter.claims.lock("job:j"):
+            order.append("taken")
+
+    async def both() -> None:
+        await asyncio.wait_for(asyncio.gather(hold(), wait()), timeout=10)
+
+    asyncio.run(both())
+    assert order == ["held", "released", "taken"]
+    holder.close()
+    waiter.close()
