@@ -113,14 +113,17 @@ def solver(messages: list[BaseMessage]) -> str:
     return f"<answer>{OPERATIONS[values.group(2)](numbers)}</answer>"
 
 
+def topic_vocabulary() -> list[str]:
+    """Every topic the scout may propose ("counting with river crossings", …), in a fixed order."""
+    return [f"{angle} with {thing}" for thing in _THINGS for angle in _ANGLES]
+
+
 def scout(messages: list[BaseMessage]) -> str:
     """Topics from a fixed vocabulary, picked by a hash of the prompt, as a JSON array."""
     wanted = int(re.search(r"Propose (\d+) NEW topics", _last(messages)).group(1))
     digest = int(hashlib.sha256(_last(messages).encode()).hexdigest(), 16)
-    topics = []
-    for offset in range(wanted):
-        pick = (digest + offset * 7919) % (len(_THINGS) * len(_ANGLES))
-        topics.append(f"{_ANGLES[pick % len(_ANGLES)]} with {_THINGS[pick // len(_ANGLES)]}")
+    vocabulary = topic_vocabulary()
+    topics = [vocabulary[(digest + offset * 7919) % len(vocabulary)] for offset in range(wanted)]
     return "Here are some ideas:\n" + "[" + ", ".join(f'"{topic}"' for topic in topics) + "]"
 
 
