@@ -59,8 +59,10 @@ async def synthesize(
         app = SYNTHESIS_GRAPH.copy(update={"checkpointer": saver})  # compiled once, saving here
         config: RunnableConfig = {"configurable": {"thread_id": environment_id}}
         saved = await app.aget_state(config)
-        if saved.values and not saved.next:
-            return runtime.library.get(environment_id)  # already finished
+        # finished: no step left to run. A step whose tasks all wrote their answers before the
+        # stop also has no `next`, but it still has its tasks: resuming applies their writes.
+        if saved.values and not saved.next and not saved.tasks:
+            return runtime.library.get(environment_id)
         if saved.values:
             start: dict[str, Any] | None = None  # resume from the last saved step
         elif topic is None:

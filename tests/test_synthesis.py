@@ -257,6 +257,38 @@ async def test_an_interrupted_synthesis_resumes_without_repeating_llm_calls(
     assert "witness_accepted" in question_of(calls(second, "author")[0])
 
 
+def no_solver(_messages: list[BaseMessage]) -> str:
+    raise AssertionError("every probe answer is in the checkpoint: the solver is not asked again")
+
+
+async def test_a_synthesis_stopped_once_every_probe_answered_resumes_from_those_answers(
+    synthesis_settings: Settings, pool: KernelPool
+) -> None:
+    """Stopped after the last probe answer was written but before the step's checkpoint: the
+    checkpoint has no `next` step, only its answered tasks. That is not a finished synthesis."""
+    answered = 0
+
+    def stop_after_the_last_probe_answer(node: str, _update: dict) -> None:
+        nonlocal answered
+        answered += node == "solve"
+        if answered == 5 * synthesis_settings.synthesis.probe_instances:  # every difficulty's
+            raise Interrupted
+
+    first = runtime_for(synthesis_settings, pool, in_order([fenced(VALID)]), right_on_short_lists)
+    with pytest.raises(Interrupted):
+        await synthesize(
+            first,
+            "mental arithmetic",
+            environment_id="all-answered",
+            on_update=stop_after_the_last_probe_answer,
+        )
+    assert first.library.get("all-answered").status == "running"
+
+    second = runtime_for(synthesis_settings, pool, in_order([]), no_solver)
+    record = await synthesize(second, None, environment_id="all-answered")
+    assert record.status == "accepted" and record.pass_rates is not None
+
+
 def no_author(_messages: list[BaseMessage]) -> str:
     raise AssertionError("a given file is judged without an author")
 
