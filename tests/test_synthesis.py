@@ -14,6 +14,7 @@ from scripted_runtime import scripted_runtime
 
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.resilience import EndpointDown
+from resyn.contract import DIFFICULTIES
 from resyn.graph.runtime import SynthesisRuntime
 from resyn.graph.synthesis import FROM_FILE, synthesize
 from resyn.settings import LLMSettings, Settings, SynthesisSettings
@@ -271,7 +272,7 @@ async def test_a_synthesis_stopped_once_every_probe_answered_resumes_from_those_
     def stop_after_the_last_probe_answer(node: str, _update: dict) -> None:
         nonlocal answered
         answered += node == "solve"
-        if answered == 5 * synthesis_settings.synthesis.probe_instances:  # every difficulty's
+        if answered == len(DIFFICULTIES) * synthesis_settings.synthesis.probe_instances:
             raise Interrupted
 
     first = runtime_for(synthesis_settings, pool, in_order([fenced(VALID)]), right_on_short_lists)
