@@ -245,8 +245,10 @@ async def run_job(job: ExpansionJob) -> str:
         if stop is None and scouting is None and may_scout and low:
             scouting = asyncio.create_task(scout_topics(job))
         if stop is None and not syntheses and scouting is None:
-            if busy:
+            if busy and claims.shared:
                 return None  # other workers' syntheses are in flight: wait for them, or their expiry
+            if busy:  # one worker per workspace: nobody else will ever finish them
+                return f"syntheses left running that this run cannot take up: {', '.join(sorted(busy))}"
             return "the frontier is empty: every topic is retired"
         return stop
 
@@ -285,7 +287,7 @@ async def run_job(job: ExpansionJob) -> str:
                 return stop
             waiting = [*syntheses, *([scouting] if scouting else [])]
             if not waiting:  # only another worker's syntheses are left: look again after a beat
-                await asyncio.sleep(heartbeat or 0)
+                await asyncio.sleep(job.settings.heartbeat_s)
                 claims.beat(job.worker)
                 continue
             done, _ = await asyncio.wait(waiting, timeout=heartbeat, return_when=asyncio.FIRST_COMPLETED)
@@ -332,9 +334,14 @@ async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> No
         )
     else:
         status, reason = Status(record.status), record.reason
-    if status == Status.RUNNING:  # another worker took it over while this one seemed gone
+    if status == Status.RUNNING and not job.claims.holds(identifier, job.worker):
         job.emit("lost", f"{identifier} {topic}: taken over by another worker", environment_id=identifier)
         return
+    if status == Status.RUNNING:  # a bug; left running, the row would hold the job back for ever
+        status, reason = Status.ERROR, "the synthesis ended without a verdict (a bug in resyn)"
+        job.runtime.library.finish(
+            identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage=None
+        )
     counts = job.counts()
     job.emit(
         status,

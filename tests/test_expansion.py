@@ -13,6 +13,7 @@ from rich.console import Console
 
 from resyn.agents.llm import ChatEndpoint
 from resyn.agents.scout import parse_topics
+from resyn.graph import expansion_graph
 from resyn.graph.expansion import (
     JobFailed,
     JobOptions,
@@ -198,6 +199,31 @@ async def test_a_bug_in_the_job_marks_it_failed_and_resume_carries_on_once_fixed
     assert reason == "target reached: 3 accepted"
     assert calls["author"] == 0  # the first round's three were kept, and they reached the target
     assert {record.status for record in records} == {"accepted"}
+
+
+async def test_a_synthesis_that_ends_without_a_verdict_is_an_error_and_the_job_goes_on(
+    job_settings: Settings, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A bug that returns a synthesis still running must not leave its row holding the job back:
+    the job waited on it for ever (the bug fixed in df81a57 did exactly this)."""
+    real_synthesize, broken = expansion_graph.synthesize, []
+
+    async def first_one_returns_unfinished(runtime, topic, *, environment_id, **kwargs):
+        if not broken:
+            broken.append(environment_id)
+            return runtime.library.get(environment_id)  # still running: no verdict
+        return await real_synthesize(runtime, topic, environment_id=environment_id, **kwargs)
+
+    monkeypatch.setattr(expansion_graph, "synthesize", first_one_returns_unfinished)
+    options = JobOptions(name="unfinished", seed_topics=SEEDS, target=2, concurrency=1)
+    reason, records, _counts, _calls = await asyncio.wait_for(
+        run_job(job_settings, embedder, options), timeout=120
+    )
+    assert reason == "target reached: 2 accepted"
+    by_id = {record.id: record for record in records}
+    assert by_id[broken[0]].status == "error"
+    assert "without a verdict" in by_id[broken[0]].reason
+    assert "running" not in {record.status for record in records}
 
 
 async def test_resume_refuses_a_job_whose_checkpoints_are_gone(
