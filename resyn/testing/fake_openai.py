@@ -137,6 +137,15 @@ class Faults:
         return "500" if kind == "no_code" and role != "author" else kind
 
 
+class _Server(ThreadingHTTPServer):
+    """Each call opens a connection (HTTP/1.0): with socketserver's listen backlog of 5, a burst of
+    them (a probe's solver calls, every worker's at once) overflows it, and the kernel drops the
+    extra SYNs, which the client resends after 1 s, then 3 s: latency no real server adds (vLLM's
+    backlog, uvicorn's, is 2048)."""
+
+    request_queue_size = 2048
+
+
 class FakeOpenAI:
     """`with FakeOpenAI(reply) as server:` → `server.url` is the base URL; `server.requests` logs every
     request as it arrives, `server.answered` counts the replies sent in full, `server.faulted` the
@@ -204,7 +213,7 @@ class FakeOpenAI:
                 pass
 
         self.handler = Handler
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_port
         self.url = f"http://127.0.0.1:{self.port}/v1"
 
@@ -254,7 +263,7 @@ class FakeOpenAI:
     def come_back(self) -> None:
         """Listen again, on the same port."""
         if self.server is None:
-            self.server = ThreadingHTTPServer(("127.0.0.1", self.port), self.handler)
+            self.server = _Server(("127.0.0.1", self.port), self.handler)
             self._serve()
 
     def hold(self) -> None:
