@@ -1,13 +1,17 @@
 """Benchmark: accepted environments per minute with 1, 2 and 4 workers on one PostgreSQL job.
 
-    python -m resyn.evals.bench_workers [--latency 2.0] [--per-worker 16] [--concurrency 4]
+    python -m resyn.evals.bench_workers [--latency 6.0] [--spread 0.0] [--per-worker 20] [--concurrency 4]
 
 Each run is `resyn expand` processes as users start them, each with its own workspace folder (as on
 separate machines: its own kernels and embedder) and, for the PostgreSQL runs, one database of a
 throwaway cluster (resyn/testing/postgres.py) in common. The endpoint is the scripted world behind a
 loopback OpenAI-compatible server that waits `--latency` seconds per call, with room for every
 call at once: the work is latency-bound, as against a real model's server, so it scales on two
-cores. The target grows with the workers (`--per-worker` each).
+cores. The target grows with the workers (`--per-worker` each). `--spread` draws each call's
+latency from a lognormal around `--latency` instead (the log's sigma; seeded, so repeatable), as
+a real server's replies spread: with one fixed latency every synthesis of every worker runs in
+lockstep, so their CPU work (validation in the kernels, the embedder) comes in bursts of all of
+them at once, the worst case for workers sharing cores.
 
 The rate is the job's accepted environments over the span of its environments (the first
 `created` to the last `updated`), so the first worker's start (the embedder's load, the kernels'
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,7 +41,7 @@ from rich.console import Console
 from rich.table import Table
 
 from resyn.memory.workspace import Workspace
-from resyn.testing.fake_openai import FakeOpenAI, scripted_world_reply
+from resyn.testing.fake_openai import FakeOpenAI, LognormalLatency, scripted_world_reply
 from resyn.testing.jobs import job_environment, start_resyn
 from resyn.testing.postgres import fresh_database, server_binaries, throwaway_cluster
 from resyn.testing.scripted_world import topic_vocabulary
@@ -118,6 +123,12 @@ def run_workers(server: FakeOpenAI, folder: Path, workers: int, target: int, con
     return figures
 
 
+def latency(median_s: float, spread: float) -> Callable[[dict[str, Any]], float]:
+    if not spread:
+        return lambda _request: median_s
+    return LognormalLatency({role: median_s for role in ("author", "solver", "scout")}, sigma=spread)
+
+
 def share_of_n_singles(figures: Run, single_per_minute: float) -> float:
     return figures.per_minute / (figures.workers * single_per_minute)
 
@@ -125,6 +136,7 @@ def share_of_n_singles(figures: Run, single_per_minute: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=6.0, help="seconds per LLM call")
+    parser.add_argument("--spread", type=float, default=0.0, help="lognormal sigma of the latency (0: fixed)")
     parser.add_argument("--per-worker", type=int, default=20, help="accepted environments per worker")
     parser.add_argument("--concurrency", type=int, default=4, help="syntheses in flight per worker")
     parser.add_argument("--workers", default="1,2,4", help="worker counts on PostgreSQL")
@@ -136,7 +148,7 @@ def main() -> None:
     with (
         tempfile.TemporaryDirectory() as folder,
         throwaway_cluster(binaries) as server_url,
-        FakeOpenAI(scripted_world_reply, latency_s=arguments.latency) as server,
+        FakeOpenAI(scripted_world_reply, latency=latency(arguments.latency, arguments.spread)) as server,
     ):
         target = arguments.per_worker
 
@@ -148,7 +160,8 @@ def main() -> None:
         postgres = [run(workers, fresh_database(server_url)) for workers in counts]
     single = postgres[0].per_minute
     table = Table(
-        title=f"workers on one job: {arguments.concurrency} in flight each, {arguments.latency} s per call;"
+        title=f"workers on one job: {arguments.concurrency} in flight each, {arguments.latency} s per call"
+        f"{f' (lognormal, sigma {arguments.spread})' if arguments.spread else ''};"
         " goal: ≥ 0.9 × N × one worker's rate"
     )
     columns = ("storage", "workers", "accepted", "tried", "span s", "accepted/min", "÷ (N × one)",
