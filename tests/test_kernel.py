@@ -241,6 +241,16 @@ async def test_waiting_past_the_limit_but_within_the_backstop_passes(pool: Kerne
     assert call["seconds"] > LIMIT_S > call["cpu_seconds"]
 
 
+async def test_a_batch_gives_up_after_two_calls_stopped_by_a_limit(pool: KernelPool) -> None:
+    """A generator that hangs on every seed costs its limit twice per batch, not once per seed;
+    the calls that finish in between do not count."""
+    async with pool.lease() as kernel:
+        await kernel.call("load", TIMED, [], 5.0, 1000)
+        pairs = [[1, 1], [0, 1], [1, 2], [1, 3], [0, 2]]
+        result = await kernel.call("generate_batch", pairs, LIMIT_S, 1000, timeout=30)
+    assert [call["status"] for call in result.value] == ["timeout", "ok", "timeout", "skipped", "skipped"]
+
+
 async def test_a_hang_is_stopped_by_the_wall_clock_backstop_after_one_retry(pool: KernelPool) -> None:
     async with pool.lease() as kernel:
         call = await generated(kernel, seed=3)

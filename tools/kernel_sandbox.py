@@ -610,10 +610,6 @@ def load(source: str, allowed_imports: list[str], seconds: float, output_limit: 
     return outcome
 
 
-def _limit_hits(results: list[dict[str, Any]]) -> int:
-    return sum(result["status"] in LIMIT_STATUSES for result in results)
-
-
 def instance_key(seed: int, difficulty: int) -> str:
     return f"{seed}:{difficulty}"
 
@@ -621,12 +617,13 @@ def instance_key(seed: int, difficulty: int) -> str:
 def generate_batch(pairs: list[list[int]], seconds: float, output_limit: int) -> list[dict[str, Any]]:
     """Generate one instance per (seed, difficulty); keep each after a JSON round trip."""
     environment = _sandbox.environment
-    results = []
+    results, limit_hits = [], 0  # counted as they come: a batch runs to hundreds of calls
     for seed, difficulty in pairs:
-        if _limit_hits(results) >= _LIMIT_HITS_BEFORE_GIVING_UP:
+        if limit_hits >= _LIMIT_HITS_BEFORE_GIVING_UP:
             results.append({"status": "skipped", "seed": seed, "difficulty": difficulty, "events": []})
             continue
         outcome = _call(environment.generate, (seed, difficulty), seconds, output_limit)
+        limit_hits += outcome["status"] in LIMIT_STATUSES
         instance = outcome.pop("value", None)
         outcome.update(seed=seed, difficulty=difficulty)
         if outcome["status"] == "ok":
@@ -655,9 +652,9 @@ def verify_batch(jobs: list[list[Any]], answers: list[Any], seconds: float, outp
     another instance whose witness is the answer. An answer [text, n] stands for text * n."""
     environment = _sandbox.environment
     answers = [answer if isinstance(answer, str) else answer[0] * answer[1] for answer in answers]
-    results = []
+    results, limit_hits = [], 0
     for key, answer_ref in jobs:
-        if _limit_hits(results) >= _LIMIT_HITS_BEFORE_GIVING_UP:
+        if limit_hits >= _LIMIT_HITS_BEFORE_GIVING_UP:
             results.append({"status": "skipped", "key": key, "answer": answer_ref, "events": []})
             continue
         instance = _sandbox.instances[key]
@@ -667,6 +664,7 @@ def verify_batch(jobs: list[list[Any]], answers: list[Any], seconds: float, outp
             answer = _sandbox.instances[answer_ref]["witness"]
         # verify gets its own copy: a verifier that mutates the instance must not affect the next call
         outcome = _call(environment.verify, (json.loads(json.dumps(instance)), answer), seconds, output_limit)
+        limit_hits += outcome["status"] in LIMIT_STATUSES
         value = outcome.pop("value", None)
         if outcome["status"] == "ok":
             outcome.update(_describe_score(value))
@@ -683,12 +681,13 @@ def score_batch(
     if key is not None and not select(key):
         raise LookupError(f"this kernel keeps no environment {key!r}")
     environment = _sandbox.environment
-    results = []
+    results, limit_hits = [], 0
     for instance, answer in items:
-        if _limit_hits(results) >= _LIMIT_HITS_BEFORE_GIVING_UP:
+        if limit_hits >= _LIMIT_HITS_BEFORE_GIVING_UP:
             results.append({"status": "skipped", "events": []})
             continue
         outcome = _call(environment.verify, (instance, answer), seconds, output_limit)
+        limit_hits += outcome["status"] in LIMIT_STATUSES
         value = outcome.pop("value", None)
         if outcome["status"] == "ok":
             outcome.update(_describe_score(value))
