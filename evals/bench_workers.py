@@ -1,17 +1,17 @@
 """Benchmark: accepted environments per minute with 1, 2 and 4 workers on one PostgreSQL job.
 
-    python -m resyn.evals.bench_workers [--latency 6.0] [--spread 0.0] [--per-worker 20] [--concurrency 4]
+    python -m resyn.evals.bench_workers [--latency 6.0] [--spread 0.3] [--per-worker 20] [--concurrency 4]
 
 Each run is `resyn expand` processes as users start them, each with its own workspace folder (as on
 separate machines: its own kernels and embedder) and, for the PostgreSQL runs, one database of a
 throwaway cluster (resyn/testing/postgres.py) in common. The endpoint is the scripted world behind a
 loopback OpenAI-compatible server that waits `--latency` seconds per call, with room for every
 call at once: the work is latency-bound, as against a real model's server, so it scales on two
-cores. The target grows with the workers (`--per-worker` each). `--spread` draws each call's
-latency from a lognormal around `--latency` instead (the log's sigma; seeded, so repeatable), as
-a real server's replies spread: with one fixed latency every synthesis of every worker runs in
-lockstep, so their CPU work (validation in the kernels, the embedder) comes in bursts of all of
-them at once, the worst case for workers sharing cores.
+cores. The target grows with the workers (`--per-worker` each). Each call's latency is drawn from
+a lognormal around `--latency` (`--spread` is the log's sigma; seeded, so repeatable), as a real
+server's replies spread with their length. `--spread 0` fixes it: then every synthesis of every
+worker runs in lockstep, so their CPU work between two calls (validation in the kernels, the
+embedder) comes in bursts of all of them at once, the worst case for workers sharing cores.
 
 The rate is the job's accepted environments over the span of its environments (the first
 `created` to the last `updated`), so the first worker's start (the embedder's load, the kernels'
@@ -136,7 +136,7 @@ def share_of_n_singles(figures: Run, single_per_minute: float) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--latency", type=float, default=6.0, help="seconds per LLM call")
-    parser.add_argument("--spread", type=float, default=0.0, help="lognormal sigma of the latency (0: fixed)")
+    parser.add_argument("--spread", type=float, default=0.3, help="lognormal sigma of the latency (0: fixed)")
     parser.add_argument("--per-worker", type=int, default=20, help="accepted environments per worker")
     parser.add_argument("--concurrency", type=int, default=4, help="syntheses in flight per worker")
     parser.add_argument("--workers", default="1,2,4", help="worker counts on PostgreSQL")
