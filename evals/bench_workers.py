@@ -5,7 +5,7 @@
 Each run is `resyn expand` processes as users start them, each with its own workspace folder (as on
 separate machines: its own kernels and embedder) and, for the PostgreSQL runs, one database of a
 throwaway cluster (resyn/testing/postgres.py) in common. The endpoint is the scripted world behind a
-loopback OpenAI-compatible server that waits `--latency` seconds per call, with room for every
+loopback OpenAI-compatible server that waits about `--latency` seconds per call, with room for every
 call at once: the work is latency-bound, as against a real model's server, so it scales on two
 cores. The target grows with the workers (`--per-worker` each). Each call's latency is drawn from
 a lognormal around `--latency` (`--spread` is the log's sigma; seeded, so repeatable), as a real
