@@ -328,18 +328,20 @@ async def synthesize_topic(job: ExpansionJob, topic: str, identifier: str) -> No
         lambda: synthesize(job.runtime, topic, environment_id=identifier, job=name, on_update=on_update)
     )
     if isinstance(record, Exception):  # a bug on one environment must not end a job of hours
-        status, reason = Status.ERROR, f"{type(record).__name__}: {record}"[:300]
-        job.runtime.library.finish(  # usage=None: it keeps the tokens of the calls it made
-            identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage=None
-        )
-    else:
-        status, reason = Status(record.status), record.reason
-    if status == Status.RUNNING and not job.claims.holds(identifier, job.worker):
+        failure = f"{type(record).__name__}: {record}"[:300]
+    elif record.status == Status.RUNNING and job.claims.holds(identifier, job.worker):
+        # a bug: left running, its row would hold the job back for ever
+        failure = "the synthesis ended without a verdict (a bug in resyn)"
+    elif record.status == Status.RUNNING:  # another worker took it over while this one seemed gone
         job.emit("lost", f"{identifier} {topic}: taken over by another worker", environment_id=identifier)
         return
-    if status == Status.RUNNING:  # a bug; left running, the row would hold the job back for ever
-        status, reason = Status.ERROR, "the synthesis ended without a verdict (a bug in resyn)"
-        job.runtime.library.finish(
+    else:
+        failure = None
+    if failure is None:
+        status, reason = Status(record.status), record.reason
+    else:
+        status, reason = Status.ERROR, failure
+        job.runtime.library.finish(  # usage=None: it keeps the tokens of the calls it made
             identifier, status=status, reason=reason, source=None, report=None, pass_rates=None, usage=None
         )
     counts = job.counts()
